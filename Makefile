@@ -1,0 +1,31 @@
+# One-command setup and checks. `make install` is idempotent: a second run only verifies.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+# fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is a maintained fork of it.
+FAIRSEQ_SPEC := $(shell $(PYTHON) -c 'import sys; print("fairseq-fixed==0.12.3.1" if sys.version_info >= (3, 11) else "fairseq==0.12.2")')
+
+.PHONY: install test demo clean-venv
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt setup.py Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip setuptools wheel
+	$(BIN)/pip install torch==$(TORCH_VERSION)
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip show fairseq >/dev/null 2>&1 || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import torch, fairseq, ofa_sic; print('torch', torch.__version__, 'fairseq', fairseq.__version__)"
+	@! $(BIN)/pip show torchvision torchaudio 2>/dev/null | grep -q Name || (echo "torchvision/torchaudio must not be installed" && exit 1)
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+demo: install
+	bash run_scripts/demo.sh
+
+clean-venv:
+	rm -rf $(VENV)
