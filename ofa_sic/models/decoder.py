@@ -1,0 +1,184 @@
+"""OFA decoder for text generation (captions).
+
+Tokens enter without position embeddings; positions act through attention biases: a
+self-attention term from `embed_positions` (pos_ln -> self_pos_q/k_linear) plus per-layer 1-D
+relative buckets, and a cross-attention term between target positions and the encoder's
+`position_embeddings`. Image-code generation (OFA's `code_masks`) is out of scope, but its
+parameters (`code_layernorm_embedding`, `image_position_idx`, decoder image tables) are kept so
+checkpoints load strictly.
+"""
+import math
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.models import FairseqIncrementalDecoder
+from fairseq.modules import LayerNorm
+from torch import Tensor
+
+from ofa_sic.models.encoder import Embedding, absolute_position_bias, relative_tables
+from ofa_sic.models.layers import TransformerDecoderLayer
+from ofa_sic.models.position import image_position_ids, make_image_bucket_position, make_token_bucket_position
+
+
+def decoder_image_position_idx(code_image_size: int, image_bucket_size: int) -> Tensor:
+    """OFA's `image_position_idx` buffer [1026]: 0, the ids of the (code_image_size/8)^2 code grid,
+    then 769 entries of 1024."""
+    window = code_image_size // 8
+    grid = image_position_ids(window, window, image_bucket_size)
+    return torch.cat([torch.tensor([0]), grid, torch.tensor([1024] * 769)])
+
+
+class OFADecoder(FairseqIncrementalDecoder):
+    def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
+        super().__init__(dictionary)
+        self.register_buffer("version", torch.Tensor([3]))
+        embed_dim = args.decoder_embed_dim
+        if embed_tokens.embedding_dim != embed_dim:
+            raise ValueError("decoder embed dim must equal the token embedding dim (OFA shares them)")
+        self.dropout = args.dropout
+        self.padding_idx = embed_tokens.padding_idx
+        self.max_target_positions = args.max_target_positions
+        self.num_heads = args.decoder_attention_heads
+        self.embed_scale = 1.0 if args.no_scale_embedding else math.sqrt(embed_dim)
+        self.embed_tokens = embed_tokens
+        self.disable_entangle = args.disable_entangle
+        self.layernorm_embedding = LayerNorm(embed_dim) if args.layernorm_embedding else None
+
+        self.embed_positions = Embedding(args.max_target_positions + 2, embed_dim)
+        self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
+        self.pos_ln = LayerNorm(embed_dim)
+        self.image_pos_ln = LayerNorm(embed_dim)
+        self.pos_scaling = float(embed_dim / self.num_heads * args.attn_scale_factor) ** -0.5
+        self.self_pos_q_linear = nn.Linear(embed_dim, embed_dim)
+        self.self_pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.cross_pos_q_linear = nn.Linear(embed_dim, embed_dim)
+        self.cross_pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.code_layernorm_embedding = LayerNorm(embed_dim) if args.code_layernorm_embedding else None
+
+        rates = torch.linspace(0, args.decoder_drop_path_rate, args.decoder_layers, device="cpu").tolist()
+        self.layers = nn.ModuleList([TransformerDecoderLayer(args, rates[i]) for i in range(args.decoder_layers)])
+        self.layer_norm = LayerNorm(embed_dim) if args.decoder_normalize_before else None
+
+        if args.share_decoder_input_output_embed:
+            self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
+            self.output_projection.weight = self.embed_tokens.weight
+        else:
+            self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
+            nn.init.normal_(self.output_projection.weight, mean=0, std=embed_dim ** -0.5)
+
+        token_buckets = 2 * args.token_bucket_size - 1
+        image_buckets = (2 * args.image_bucket_size - 1) ** 2 + 3
+        self.token_rel_pos_table_list = relative_tables(args.decoder_layers, token_buckets, self.num_heads)
+        self.image_rel_pos_table_list = relative_tables(args.decoder_layers, image_buckets, self.num_heads)
+        self.register_buffer("token_rp_bucket", make_token_bucket_position(args.token_bucket_size, args.max_target_positions))
+        self.register_buffer("image_rp_bucket", make_image_bucket_position(args.image_bucket_size, image_buckets))
+        self.register_buffer(
+            "image_position_idx", decoder_image_position_idx(args.code_image_size, args.image_bucket_size)
+        )
+        self._future_mask = torch.empty(0)
+
+    def token_relative_bias(self, length: int, layer: int) -> Tensor:
+        """[H, length, length] relative bias of the target prefix for one layer."""
+        buckets = self.token_rp_bucket[:length, :length]
+        return F.embedding(buckets, self.token_rel_pos_table_list[layer].weight).permute(2, 0, 1)
+
+    def future_mask(self, length: int, like: Tensor) -> Tensor:
+        """[length, length] additive causal mask (-inf above the diagonal)."""
+        if self._future_mask.size(0) < length or self._future_mask.device != like.device:
+            self._future_mask = torch.triu(torch.full((length, length), float("-inf")), 1).to(like.device)
+        return self._future_mask[:length, :length].to(like.dtype)
+
+    def forward(
+        self,
+        prev_output_tokens: Tensor,
+        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        features_only: bool = False,
+        alignment_layer: Optional[int] = None,
+        src_lengths=None,
+        return_all_hiddens: bool = False,
+        **unused,
+    ):
+        """prev_output_tokens: [B, T] starting with <s>. With incremental_state the whole prefix is
+        passed and only its last position is computed (biases still use the full prefix).
+
+        Returns (logits [B, T', V] or features [B, T', C], {"attn": [cross-attn [B, T', S] or None],
+        "inner_states": [...]}) with T' = 1 when decoding incrementally.
+        """
+        x, extra = self.extract_features(prev_output_tokens, encoder_out, incremental_state, alignment_layer)
+        if not features_only:
+            x = self.output_layer(x)
+        return x, extra
+
+    def extract_features(self, prev_output_tokens, encoder_out, incremental_state=None, alignment_layer=None, **unused):
+        if encoder_out is None:
+            raise ValueError("the OFA decoder needs encoder_out")
+        bsz, tgt_len = prev_output_tokens.shape
+        if tgt_len > self.max_target_positions:
+            raise ValueError(f"target prefix of {tgt_len} tokens exceeds --max-target-positions {self.max_target_positions}")
+        enc = encoder_out["encoder_out"][0]
+        enc_padding_mask = encoder_out["encoder_padding_mask"][0] if encoder_out["encoder_padding_mask"] else None
+        src_pos = encoder_out["position_embeddings"][0]
+
+        raw_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device))  # [T, C]
+        tgt_pos = self.pos_ln(raw_pos).unsqueeze(0).expand(bsz, -1, -1)
+        self_abs_bias = absolute_position_bias(
+            self.self_pos_q_linear, self.self_pos_k_linear, tgt_pos, tgt_pos, self.num_heads, self.pos_scaling
+        )  # [B, H, T, T]
+        cross_bias = absolute_position_bias(
+            self.cross_pos_q_linear, self.cross_pos_k_linear, tgt_pos, src_pos, self.num_heads, self.pos_scaling
+        ).reshape(bsz * self.num_heads, tgt_len, -1)  # [B*H, T, S]
+
+        tokens = prev_output_tokens
+        if incremental_state is not None:
+            tokens = prev_output_tokens[:, -1:]
+            cross_bias = cross_bias[:, -1:, :]
+            raw_pos = raw_pos[-1:]
+        x = self.embed_scale * self.embed_tokens(tokens)
+        if not self.disable_entangle:
+            # OFA-main adds absolute positions to the tokens unless --disable-entangle is given
+            # (every released checkpoint was trained with it).
+            x = x + raw_pos.unsqueeze(0)
+        if self.layernorm_embedding is not None:
+            x = self.layernorm_embedding(x)
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = x.transpose(0, 1)
+
+        self_padding_mask = tokens.eq(self.padding_idx)
+        if not self_padding_mask.any():
+            self_padding_mask = None
+        causal_mask = self.future_mask(tgt_len, x) if incremental_state is None else None
+
+        attn = None
+        inner_states = [x]
+        for idx, layer in enumerate(self.layers):
+            self_bias = (self_abs_bias + self.token_relative_bias(tgt_len, idx).unsqueeze(0))
+            self_bias = self_bias.reshape(bsz * self.num_heads, tgt_len, tgt_len)
+            if incremental_state is not None:
+                self_bias = self_bias[:, -1:, :]
+            x, layer_attn = layer(
+                x,
+                enc,
+                enc_padding_mask,
+                self_attn_bias=self_bias,
+                cross_attn_bias=cross_bias,
+                self_attn_mask=causal_mask,
+                self_attn_padding_mask=self_padding_mask,
+                incremental_state=incremental_state,
+                need_attn=idx == alignment_layer,
+            )
+            inner_states.append(x)
+            if layer_attn is not None:
+                attn = layer_attn.float().to(x)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return x.transpose(0, 1), {"attn": [attn], "inner_states": inner_states}
+
+    def output_layer(self, features: Tensor) -> Tensor:
+        """features [B, T, C] -> logits [B, T, V]."""
+        return self.output_projection(features)
+
+    def max_positions(self):
+        return self.max_target_positions
