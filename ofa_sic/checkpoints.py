@@ -1,0 +1,88 @@
+"""Loading fairseq/OFA checkpoints under torch >= 2.6 without turning off `weights_only`.
+
+torch >= 2.6 unpickles checkpoints with `weights_only=True`, which refuses every class that is not
+explicitly allowed; fairseq's checkpoints hold an argparse Namespace (OFA's `args`), OmegaConf
+configs (`cfg`) and a few plain types. This module allows exactly those types, process-wide, and
+turns a refusal into an error that names the type and the opt-in for trusted files
+(torch's own `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`).
+"""
+import argparse
+import collections
+import enum
+import pickle
+import re
+import typing
+
+import fairseq.checkpoint_utils as fairseq_checkpoint_utils
+import numpy
+import torch
+from omegaconf import DictConfig, ListConfig, nodes
+from omegaconf.base import Container, ContainerMetadata, Metadata
+
+TRUST_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+
+
+class UntrustedCheckpointError(RuntimeError):
+    """A checkpoint needs a type outside the allow-list."""
+
+
+def allowed_types() -> list:
+    """The classes fairseq and OFA checkpoints are made of (besides tensors and builtin containers)."""
+    return [
+        argparse.Namespace,
+        DictConfig,
+        ListConfig,
+        Container,
+        ContainerMetadata,
+        Metadata,
+        nodes.AnyNode,
+        nodes.StringNode,
+        nodes.IntegerNode,
+        nodes.FloatNode,
+        nodes.BooleanNode,
+        nodes.EnumNode,
+        typing.Any,
+        collections.OrderedDict,
+        collections.defaultdict,
+        dict,
+        list,
+        set,
+        tuple,
+        int,
+        float,
+        bool,
+        str,
+        type(None),
+        enum.Enum,
+        numpy.dtype,
+        numpy.ndarray,
+        numpy.core.multiarray._reconstruct if hasattr(numpy, "core") else numpy.ndarray,
+        numpy.core.multiarray.scalar if hasattr(numpy, "core") else numpy.ndarray,
+        numpy.dtypes.Float64DType,
+        numpy.dtypes.Int64DType,
+    ]
+
+
+def allow_checkpoint_types():
+    torch.serialization.add_safe_globals(allowed_types())
+
+
+_original_load_checkpoint_to_cpu = fairseq_checkpoint_utils.load_checkpoint_to_cpu
+
+
+def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
+    """fairseq's loader, with a clear error when the file needs a type that is not allowed."""
+    try:
+        return _original_load_checkpoint_to_cpu(path, arg_overrides, load_on_all_ranks)
+    except pickle.UnpicklingError as error:
+        match = re.search(r"GLOBAL ([\w.]+)", str(error))
+        name = match.group(1) if match else "an unknown type"
+        raise UntrustedCheckpointError(
+            f"{path} needs {name}, which ofa_sic does not allow when loading checkpoints "
+            f"(torch loads them with weights_only=True). If you trust this file, load it with "
+            f"{TRUST_ENV}=1 set in the environment."
+        ) from None
+
+
+allow_checkpoint_types()
+fairseq_checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu

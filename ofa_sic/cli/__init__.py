@@ -1,0 +1,1 @@
+"""The `ofa-sic` console script: `main.py` dispatches to one module per subcommand."""

@@ -1,0 +1,56 @@
+"""The `ofa-sic` console script.
+
+Each subcommand is a module in ofa_sic/cli/ with `HELP`, `add_arguments(parser)` and `run(args) -> int`;
+to add one, write the module and list it in SUBCOMMANDS. Input problems (bad files, unknown styles, a
+missing folder) end with a one-line message on stderr and exit code 2, without a traceback
+(set OFA_SIC_DEBUG=1 to see the traceback).
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from ofa_sic.cli import demo_data, prepare_pcap
+
+SUBCOMMANDS = {
+    "prepare-pcap": prepare_pcap,
+    "demo-data": demo_data,
+}
+
+
+def _user_errors() -> tuple:
+    """The exception types that mean "bad input", reported without a traceback."""
+    from ofa_sic.data.pcap import PcapError
+    from ofa_sic.data.styles import UnknownStyleError
+
+    return (PcapError, UnknownStyleError, OSError, ValueError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with one sub-parser per subcommand."""
+    parser = argparse.ArgumentParser(prog="ofa-sic", description="Stylized image captioning with OFA: data tools.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]), run the subcommand, return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except _user_errors() as e:
+        if os.environ.get("OFA_SIC_DEBUG"):
+            raise
+        print(f"ofa-sic {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ofa-sic {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The style_caption dataset: TSV rows -> OFA caption examples (docs/ofa-spec.md §4).
+
+TSV columns (written by `ofa-sic prepare-pcap`): uniq_id, image_id, style, captions, image, where
+`captions` holds one caption (train) or all references joined by `&&` (valid/test) and `image` is a
+url-safe base64 JPEG.
+
+Example: source = <s> prompt(style) </s>; patch_image [3, S, S]; patch_mask True;
+target = BPE(" " + caption) </s>; prev_output_tokens = <s> BPE(" " + caption).
+Training targets are one cleaned caption cut to `max_tgt_length` words; evaluation targets carry
+all references (`&&`-joined) and are not cut.
+"""
+from typing import Dict, List
+
+import numpy as np
+import torch
+from fairseq.data import FairseqDataset, data_utils
+
+from ofa_sic.data.image_transform import CaptionImageTransform, ImageDecodeError, decode_base64_image
+from ofa_sic.data.prompts import StylePrompt
+from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner, TextCodec, collate_tokens
+from ofa_sic.data.tsv_reader import IndexedTSV
+
+COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
+
+
+class StyleCaptionDataset(FairseqDataset):
+    def __init__(
+        self,
+        path: str,
+        codec: TextCodec,
+        prompt: StylePrompt,
+        image_transform: CaptionImageTransform,
+        cleaner: CaptionCleaner,
+        max_tgt_length: int,
+        single_caption_targets: bool,
+        shuffle: bool,
+        seed: int = 1,
+    ):
+        self.path = path
+        self.rows = IndexedTSV(path, num_columns=len(COLUMNS))
+        self.codec = codec
+        self.prompt = prompt
+        self.image_transform = image_transform
+        self.cleaner = cleaner
+        self.max_tgt_length = max_tgt_length
+        self.single_caption_targets = single_caption_targets
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 1
+        dictionary = codec.dictionary
+        self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row(self, index: int) -> Dict[str, str]:
+        return dict(zip(COLUMNS, self.rows[index]))
+
+    def target_text(self, captions: str, index: int) -> str:
+        """The cleaned caption text the decoder is trained on (or the `&&`-joined references)."""
+        if not self.single_caption_targets:
+            return REFERENCE_SEPARATOR.join(self.cleaner.references(captions))
+        if REFERENCE_SEPARATOR in captions:
+            raise ValueError(
+                f"{self.path}, row {index + 1}: {captions.count(REFERENCE_SEPARATOR) + 1} references in a training "
+                "row; cross-entropy training takes one caption per row (as `ofa-sic prepare-pcap` writes train.tsv)"
+            )
+        return " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
+
+    def __getitem__(self, index: int) -> Dict:
+        row = self.row(index)
+        try:
+            image = decode_base64_image(row["image"])
+        except ImageDecodeError as error:
+            raise ImageDecodeError(f"{self.path}, row {index + 1} (image {row['image_id']}): {error}") from None
+        try:
+            source = self.prompt(row["style"])
+        except ValueError as error:
+            raise ValueError(f"{self.path}, row {index + 1}: {error}") from None
+        text = self.target_text(row["captions"], index)
+        caption_ids = torch.tensor(self.codec.encode(" " + text), dtype=torch.long)
+        return {
+            "id": index,
+            "source": source,
+            "patch_image": self.image_transform(image),
+            "patch_mask": torch.tensor([True]),
+            "target": torch.cat([caption_ids, torch.tensor([self.eos])]),
+            "prev_output_tokens": torch.cat([torch.tensor([self.bos]), caption_ids]),
+        }
+
+    def collater(self, samples: List[Dict]) -> Dict:
+        """Batch: id [B] (np), net_input {src_tokens [B, L], src_lengths [B], patch_images [B, 3, S, S],
+        patch_masks [B], prev_output_tokens [B, T]}, target [B, T], ntokens, nsentences."""
+        if not samples:
+            return {}
+        src_tokens = collate_tokens([s["source"] for s in samples], self.pad)
+        target = collate_tokens([s["target"] for s in samples], self.pad)
+        return {
+            "id": np.array([s["id"] for s in samples]),
+            "nsentences": len(samples),
+            "ntokens": int(target.ne(self.pad).sum().item()),
+            "net_input": {
+                "src_tokens": src_tokens,
+                "src_lengths": src_tokens.ne(self.pad).long().sum(dim=1),
+                "patch_images": torch.stack([s["patch_image"] for s in samples]),
+                "patch_masks": torch.cat([s["patch_mask"] for s in samples]),
+                "prev_output_tokens": collate_tokens([s["prev_output_tokens"] for s in samples], self.pad),
+            },
+            "target": target,
+        }
+
+    def num_tokens(self, index: int) -> int:
+        return self.max_tgt_length
+
+    def size(self, index: int):
+        return (len(self.prompt.token_ids(self.prompt.styles.names[0])), self.max_tgt_length)
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def ordered_indices(self) -> np.ndarray:
+        """A fresh permutation per (seed, epoch) for training, file order otherwise."""
+        if not self.shuffle:
+            return np.arange(len(self), dtype=np.int64)
+        with data_utils.numpy_seed(self.seed, self.epoch):
+            return np.random.permutation(len(self)).astype(np.int64)
+
+    @property
+    def supports_prefetch(self) -> bool:
+        return False
+
+    def references(self, index: int) -> List[str]:
+        """Cleaned reference captions of row `index`."""
+        return self.cleaner.references(self.row(index)["captions"])

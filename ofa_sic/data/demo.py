@@ -1,0 +1,318 @@
+"""A small synthetic data set in Personality-Captions' exact on-disk layout, plus a matching GPT-2 BPE.
+
+`make_demo_data(out_dir)` writes:
+    personality_captions/train.json, val.json, test.json, personalities.txt
+    yfcc_images/{image_hash}.jpg
+    bpe/encoder.json, bpe/vocab.bpe, bpe/dict.txt
+
+Each image shows one, two or three shapes (circle, square or triangle) of one colour on a plain background,
+and every caption says what is drawn ("two red circles on gray"). Five styles word and punctuate that
+description differently (see TEMPLATES), so a small model can learn both the picture and the style.
+As in PCap, every record has its own image; train and val records have one comment, test records have a
+comment and four additional_comments, all five in the record's style; val and test records carry ranking
+candidates. Image hashes are hex strings of 30 to 32 characters, like PCap's. The data has no defects.
+The same seed gives the same files.
+
+The BPE files follow GPT-2's format, so fairseq's `gpt2_bpe_utils.get_encoder` reads them:
+encoder.json maps byte-level token strings to ids, vocab.bpe holds "#version: 0.2" and then one merge per
+line, dict.txt is fairseq's dictionary with one "{id} {count}" line per encoder id.
+"""
+import collections
+import json
+import os
+import random
+import string
+from typing import Any, Dict, Iterable, List, Tuple
+
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from ofa_sic.data.pcap import StagedOutputs
+
+PERSONALITIES_TXT = """Positive Traits
+Happy
+Sweet (Kind)
+
+Neutral Traits
+Formal
+
+Negative Traits
+Gloomy
+Sarcastic
+"""
+STYLES = ("Happy", "Sweet (Kind)", "Formal", "Gloomy", "Sarcastic")
+
+# Six templates per style; {obj} is e.g. "two red circles", {bg} the background colour.
+TEMPLATES = {
+    "Happy": (
+        "what a lovely {obj} on {bg}!",
+        "yay, {obj} on a {bg} background!",
+        "i love {obj} on {bg}, so cheerful!",
+        "{obj} on {bg}! this makes me smile!",
+        "look at {obj} on {bg}, how fun!",
+        "{obj} on {bg}! what a happy day!",
+    ),
+    "Sweet (Kind)": (
+        "aww, {obj} resting gently on {bg}, so sweet",
+        "{obj} snuggled up on soft {bg}, bless them",
+        "such a dear little scene, {obj} on {bg}",
+        "aww, {obj} on {bg}, they look so kind",
+        "{obj} waiting patiently on {bg}, how sweet",
+        "i wish {obj} on {bg} all the best",
+    ),
+    "Formal": (
+        "The image shows {obj} on a {bg} background.",
+        "This picture depicts {obj} against a {bg} backdrop.",
+        "Shown here: {obj} on a {bg} field.",
+        "The photograph contains {obj} placed on {bg}.",
+        "One observes {obj} positioned on a {bg} surface.",
+        "The composition consists of {obj} on a {bg} background.",
+    ),
+    "Gloomy": (
+        "{obj} lost in {bg}...",
+        "just {obj}, alone on {bg}...",
+        "{obj} fading into the {bg} void...",
+        "nothing but {obj} on cold {bg}...",
+        "{obj} on {bg}, waiting for nothing...",
+        "sadly, only {obj} on dull {bg}...",
+    ),
+    "Sarcastic": (
+        "oh great, {obj} on {bg}. how original.",
+        "sure, because the world needed {obj} on {bg}.",
+        "wow, {obj} on {bg}. groundbreaking.",
+        "yeah, {obj} on {bg}, very exciting. not.",
+        "{obj} on {bg}? truly the art of our time.",
+        "oh look, {obj} on {bg}. i am thrilled.",
+    ),
+}
+SHAPE_COLORS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 50),
+    "blue": (40, 70, 220),
+    "yellow": (240, 220, 30),
+    "purple": (140, 50, 180),
+    "orange": (250, 140, 20),
+}
+BACKGROUNDS = {"white": (250, 250, 250), "black": (15, 15, 15), "gray": (128, 128, 128)}
+SHAPES = ("circle", "square", "triangle")
+COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
+VAL_CANDIDATES = 100
+TEST_500_CANDIDATES = 500
+BPE_VOCAB_SIZE = 800
+PROMPTS = (" what does the image describe?", " what does the image describe? reply in personality")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Scenes and captions
+
+
+def _random_scene(rng: random.Random) -> Dict[str, Any]:
+    """Draw the content of one image: shape, colour, count, background."""
+    return {
+        "shape": rng.choice(SHAPES),
+        "color": rng.choice(sorted(SHAPE_COLORS)),
+        "count": rng.choice(sorted(COUNT_WORDS)),
+        "background": rng.choice(sorted(BACKGROUNDS)),
+    }
+
+
+def describe(scene: Dict[str, Any]) -> Tuple[str, str]:
+    """Return the ({obj}, {bg}) phrases of a scene, e.g. ("two red circles", "gray")."""
+    plural = "s" if scene["count"] > 1 else ""
+    return f"{COUNT_WORDS[scene['count']]} {scene['color']} {scene['shape']}{plural}", scene["background"]
+
+
+def caption(scene: Dict[str, Any], style: str, template: int) -> str:
+    """Return caption number `template` of `style` for `scene`."""
+    obj, bg = describe(scene)
+    return TEMPLATES[style][template].format(obj=obj, bg=bg)
+
+
+def draw_scene(scene: Dict[str, Any], rng: random.Random, size: int) -> Image.Image:
+    """Draw a scene: its shapes in distinct cells of a 3x3 grid, random sizes and offsets inside the cells."""
+    image = Image.new("RGB", (size, size), BACKGROUNDS[scene["background"]])
+    draw = ImageDraw.Draw(image)
+    cell = size / 3
+    color = SHAPE_COLORS[scene["color"]]
+    for index in rng.sample(range(9), scene["count"]):
+        side = rng.uniform(0.45, 0.8) * cell
+        slack = cell - side
+        left = (index % 3) * cell + rng.uniform(0, slack)
+        top = (index // 3) * cell + rng.uniform(0, slack)
+        box = (left, top, left + side, top + side)
+        if scene["shape"] == "circle":
+            draw.ellipse(box, fill=color)
+        elif scene["shape"] == "square":
+            draw.rectangle(box, fill=color)
+        else:
+            draw.polygon([(left + side / 2, top), (left, top + side), (left + side, top + side)], fill=color)
+    return image
+
+
+def _image_hash(rng: random.Random, number: int, taken: set) -> str:
+    """Return a new hex hash; like PCap's, most have 32 characters and a few 30 or 31."""
+    while True:
+        image_hash = f"{rng.getrandbits(128):032x}"
+        if number % 25 == 7:
+            image_hash = image_hash[: 30 + number % 2]
+        if image_hash not in taken:
+            taken.add(image_hash)
+            return image_hash
+
+
+def _make_split(split: str, n: int, rng: random.Random, taken: set) -> List[Dict[str, Any]]:
+    """Return the records of one split (with their scenes, removed before writing)."""
+    styles = [STYLES[i % len(STYLES)] for i in range(n)]
+    rng.shuffle(styles)
+    records = []
+    for number, style in enumerate(styles):
+        scene = _random_scene(rng)
+        record: Dict[str, Any] = {"personality": style, "image_hash": _image_hash(rng, number, taken), "_scene": scene}
+        if split == "test":
+            templates = rng.sample(range(len(TEMPLATES[style])), 5)
+            record["comment"] = caption(scene, style, templates[0])
+            record["additional_comments"] = [caption(scene, style, t) for t in templates[1:]]
+        else:
+            record["comment"] = caption(scene, style, rng.randrange(len(TEMPLATES[style])))
+        records.append(record)
+    return records
+
+
+def _add_candidates(records: List[Dict[str, Any]], key: str, size: int, rng: random.Random) -> None:
+    """Give each record `size` ranking candidates: its comment at a random place among random other captions."""
+    for record in records:
+        others = set()
+        while len(others) < size - 1:
+            style = rng.choice(STYLES)
+            text = caption(_random_scene(rng), style, rng.randrange(len(TEMPLATES[style])))
+            if text != record["comment"]:
+                others.add(text)
+        candidates = sorted(others)
+        rng.shuffle(candidates)
+        candidates.insert(rng.randrange(size), record["comment"])
+        record[key] = candidates
+
+
+# ----------------------------------------------------------------------------------------------------
+# BPE
+
+
+def _bpe_corpus(texts: Iterable[str]) -> List[str]:
+    """Return the BPE training lines: each text as the model sees it (" " + text), raw and lower-cased
+    without punctuation, plus the task prompts and the style names."""
+    strip = str.maketrans("", "", string.punctuation)
+    lines = []
+    for text in texts:
+        lines.append(" " + text)
+        lines.append(" " + " ".join(text.lower().translate(strip).split()))
+    for _ in range(10):  # often enough for min_frequency=2 to merge them into whole words
+        lines.extend(PROMPTS)
+        lines.extend(" " + style for style in STYLES)
+        lines.extend(" " + style.lower() for style in STYLES)
+    return lines
+
+
+def train_bpe(
+    texts: Iterable[str], vocab_size: int = BPE_VOCAB_SIZE
+) -> Tuple[Dict[str, int], List[Tuple[str, str]], Dict[int, int]]:
+    """Train a GPT-2-style byte-level BPE on `texts`; return (encoder, merges, count per id).
+
+    The encoder maps byte-level token strings to ids and holds all 256 byte symbols, so any text encodes.
+    Counts are each id's occurrences in the training lines plus one, so every id has count >= 1.
+    """
+    from tokenizers import ByteLevelBPETokenizer  # imported here: only the demo needs it
+
+    corpus = _bpe_corpus(texts)
+    tokenizer = ByteLevelBPETokenizer(add_prefix_space=False)
+    tokenizer.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=2, show_progress=False, special_tokens=[])
+    model = json.loads(tokenizer._tokenizer.to_str())["model"]
+    encoder = dict(sorted(model["vocab"].items(), key=lambda kv: kv[1]))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    counts = collections.Counter({i: 1 for i in encoder.values()})
+    for encoding in tokenizer.encode_batch(corpus):
+        counts.update(encoding.ids)
+    return encoder, merges, dict(counts)
+
+
+def _write_bpe(bpe_dir: str, texts: Iterable[str], staged: StagedOutputs) -> int:
+    """Write encoder.json, vocab.bpe and dict.txt to `bpe_dir`; return the vocabulary size."""
+    encoder, merges, counts = train_bpe(texts)
+    with staged.open(os.path.join(bpe_dir, "encoder.json")) as f:
+        json.dump(encoder, f, ensure_ascii=True)
+    with staged.open(os.path.join(bpe_dir, "vocab.bpe")) as f:
+        # fairseq drops the first line (the version) and whatever follows the last "\n": end with "\n".
+        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    with staged.open(os.path.join(bpe_dir, "dict.txt")) as f:
+        for token_id, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            f.write(f"{token_id} {count}\n")
+    return len(encoder)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def make_demo_data(
+    out_dir: str,
+    seed: int = 0,
+    n_train: int = 2000,
+    n_valid: int = 100,
+    n_test: int = 100,
+    image_px: int = 96,
+    quiet: bool = False,
+) -> Dict[str, Any]:
+    """Write the demo data set to `out_dir` (see the module docstring); return a summary dict.
+
+    `n_train`, `n_valid`, `n_test` are record counts (one image each); `image_px` is the side of the
+    square images. All files appear together at the end (written under temporary names first).
+    """
+    for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test), ("image_px", image_px)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if image_px < 24:
+        raise ValueError(f"image_px must be at least 24 so that the shapes stay recognisable, got {image_px}")
+    rng = random.Random(seed)
+    taken: set = set()
+    splits = {
+        "train": _make_split("train", n_train, rng, taken),
+        "val": _make_split("val", n_valid, rng, taken),
+        "test": _make_split("test", n_test, rng, taken),
+    }
+    _add_candidates(splits["val"], "candidates", VAL_CANDIDATES, rng)
+    _add_candidates(splits["test"], "candidates", VAL_CANDIDATES, rng)
+    _add_candidates(splits["test"], "500_candidates", TEST_500_CANDIDATES, rng)
+
+    pcap_dir = os.path.join(out_dir, "personality_captions")
+    image_dir = os.path.join(out_dir, "yfcc_images")
+    bpe_dir = os.path.join(out_dir, "bpe")
+    for folder in (pcap_dir, image_dir, bpe_dir):
+        os.makedirs(folder, exist_ok=True)
+
+    all_records = [record for records in splits.values() for record in records]
+    with StagedOutputs() as staged:
+        for record in tqdm(all_records, desc="demo images", unit="img", disable=quiet):
+            image = draw_scene(record["_scene"], rng, image_px)
+            with staged.open(os.path.join(image_dir, record["image_hash"] + ".jpg"), binary=True) as f:
+                image.save(f, format="JPEG", quality=90)
+        texts = []
+        for split, records in splits.items():
+            for record in records:
+                del record["_scene"]
+                texts.append(record["comment"])
+                texts.extend(record.get("additional_comments", []))
+            with staged.open(os.path.join(pcap_dir, f"{split}.json")) as f:
+                json.dump(records, f)
+        with staged.open(os.path.join(pcap_dir, "personalities.txt")) as f:
+            f.write(PERSONALITIES_TXT)
+        bpe_size = _write_bpe(bpe_dir, texts, staged)
+
+    summary = {
+        "pcap_dir": pcap_dir,
+        "image_dir": image_dir,
+        "bpe_dir": bpe_dir,
+        "records": {split: len(records) for split, records in splits.items()},
+        "styles": list(STYLES),
+        "bpe_vocab_size": bpe_size,
+        "seed": seed,
+    }
+    return summary

@@ -1,0 +1,45 @@
+"""OFA's caption image transform, without torchvision (docs/ofa-spec.md §4).
+
+RGB -> square bicubic resize to S x S (aspect ratio not kept) -> [0, 1] -> (x - mean) / std,
+with mean = std = 0.5, or ImageNet's statistics with `--imagenet-default-mean-and-std`.
+"""
+import base64
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+class ImageDecodeError(ValueError):
+    """Image bytes that Pillow cannot decode."""
+
+
+def decode_base64_image(data: str) -> Image.Image:
+    """Decode the base64 image column of a TSV row (url-safe alphabet, as OFA) into a PIL image."""
+    try:
+        image = Image.open(io.BytesIO(base64.urlsafe_b64decode(data)))
+        image.load()
+    except Exception as error:  # Pillow raises many types for bad bytes
+        raise ImageDecodeError(f"cannot decode image: {error}") from error
+    return image
+
+
+class CaptionImageTransform:
+    """PIL image -> float tensor [3, S, S]."""
+
+    def __init__(self, size: int, imagenet_mean_and_std: bool = False):
+        self.size = size
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if imagenet_mean_and_std else (HALF, HALF)
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        array = np.asarray(image, dtype=np.float32) / 255.0  # [S, S, 3]
+        tensor = torch.from_numpy(array).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std

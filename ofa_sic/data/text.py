@@ -1,0 +1,90 @@
+"""Text <-> token ids with OFA's GPT-2 BPE and dictionary, and OFA's caption cleaning.
+
+Dictionary symbols of BPE tokens are the decimal GPT-2 ids ("99" = "Ġwhat"); the symbols after them
+(`<mask>`, `<code_i>`, `<bin_i>`) are not text and are never produced by BPE encoding.
+"""
+import os
+import string
+from typing import List, Sequence
+
+import torch
+from fairseq.data import Dictionary
+from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
+
+PUNCTUATION_TABLE = str.maketrans({c: None for c in string.punctuation})
+REFERENCE_SEPARATOR = "&&"
+
+
+def bpe_file(bpe_dir: str, name: str) -> str:
+    path = os.path.join(bpe_dir, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: --bpe-dir must hold encoder.json, vocab.bpe and dict.txt "
+            "(OFA's utils/BPE, or the demo's bpe/ from `ofa-sic demo-data`)"
+        )
+    return path
+
+
+def build_ofa_dictionary(bpe_dir: str, code_dict_size: int, num_bins: int) -> Dictionary:
+    """dict.txt + `<mask>` + `<code_0..code_dict_size-1>` + `<bin_0..num_bins-1>`, as OFA builds it."""
+    dictionary = Dictionary.load(bpe_file(bpe_dir, "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    for i in range(code_dict_size):
+        dictionary.add_symbol(f"<code_{i}>")
+    for i in range(num_bins):
+        dictionary.add_symbol(f"<bin_{i}>")
+    return dictionary
+
+
+class TextCodec:
+    """GPT-2 BPE + fairseq dictionary: `encode(text)` -> ids, `decode(ids)` -> text."""
+
+    def __init__(self, bpe_dir: str, dictionary: Dictionary):
+        self.bpe = get_encoder(bpe_file(bpe_dir, "encoder.json"), bpe_file(bpe_dir, "vocab.bpe"))
+        self.dictionary = dictionary
+
+    def encode(self, text: str) -> List[int]:
+        """Dictionary ids of the BPE tokens of `text` (no <s>/</s>)."""
+        line = " ".join(str(token) for token in self.bpe.encode(text))
+        return self.dictionary.encode_line(line, add_if_not_exist=False, append_eos=False).long().tolist()
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of the BPE-token ids among `ids`; specials, `<mask>`, codes and bins are dropped."""
+        bpe_ids = []
+        for index in ids:
+            symbol = self.dictionary[int(index)]
+            if symbol.isdigit():
+                bpe_ids.append(int(symbol))
+        return self.bpe.decode(bpe_ids)
+
+    def decode_symbols(self, line: str) -> str:
+        """Text of a space-separated symbol string as fairseq prints it ("99 473 <code_3> ...")."""
+        return self.bpe.decode([int(symbol) for symbol in line.split() if symbol.isdigit()])
+
+
+class CaptionCleaner:
+    """OFA's caption cleaning: strip ASCII punctuation, optionally lowercase, collapse spaces."""
+
+    def __init__(self, keep_punctuation: bool = False, keep_case: bool = False):
+        self.keep_punctuation = keep_punctuation
+        self.keep_case = keep_case
+
+    def __call__(self, caption: str) -> str:
+        if not self.keep_punctuation:
+            caption = caption.translate(PUNCTUATION_TABLE)
+        if not self.keep_case:
+            caption = caption.lower()
+        return " ".join(caption.split())
+
+    def references(self, captions: str) -> List[str]:
+        """`cap1&&cap2&&...` -> cleaned list."""
+        return [self(part) for part in captions.split(REFERENCE_SEPARATOR)]
+
+
+def collate_tokens(values: List[torch.Tensor], pad: int) -> torch.Tensor:
+    """Right-pad 1-D LongTensors into [B, max_len]."""
+    size = max(v.size(0) for v in values)
+    out = values[0].new_full((len(values), size), pad)
+    for i, v in enumerate(values):
+        out[i, : v.size(0)] = v
+    return out

@@ -1,0 +1,106 @@
+"""Random access to the rows of a TSV file through a cached byte-offset index.
+
+The index (one int64 offset per row) is built in one pass and saved beside the TSV as
+`{tsv}.idx.npy` together with the TSV's size and modification time; it is rebuilt when the TSV
+changes. Rows are read with one `seek` each, so fairseq can shuffle, shard across ranks, resume
+mid-epoch and use `--num-workers > 0` (each worker opens its own file handle).
+"""
+import json
+import os
+import tempfile
+from typing import List, Optional
+
+import numpy as np
+
+
+class MalformedRowError(ValueError):
+    """A TSV row that does not have the expected number of columns."""
+
+
+def _file_signature(path: str) -> dict:
+    stat = os.stat(path)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def build_offsets(path: str) -> np.ndarray:
+    """Byte offset of the start of every non-empty line of `path`: int64 [num_rows]."""
+    offsets = []
+    position = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                offsets.append(position)
+            position += len(line)
+    return np.asarray(offsets, dtype=np.int64)
+
+
+def load_or_build_offsets(path: str) -> np.ndarray:
+    """The cached offsets of `path`, rebuilt (and saved atomically) when missing or stale."""
+    index_path = path + ".idx.npy"
+    meta_path = path + ".idx.json"
+    signature = _file_signature(path)
+    try:
+        with open(meta_path) as f:
+            if json.load(f) == signature:
+                return np.load(index_path)
+    except (OSError, ValueError):
+        pass
+    offsets = build_offsets(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".npy", delete=False) as tmp:
+            np.save(tmp, offsets)
+        os.replace(tmp.name, index_path)
+        with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as tmp:
+            json.dump(signature, tmp)
+        os.replace(tmp.name, meta_path)
+    except OSError:
+        pass  # read-only data directory: keep the index in memory only
+    return offsets
+
+
+class IndexedTSV:
+    """Rows of a tab-separated file by index: `tsv[i]` -> list of `num_columns` strings."""
+
+    def __init__(self, path: str, num_columns: int):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} does not exist")
+        self.path = path
+        self.num_columns = num_columns
+        self.offsets = load_or_build_offsets(path)
+        self._file = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"] = None  # file handles are opened per process
+        return state
+
+    def _handle(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file = open(self.path, "rb")
+            self._pid = os.getpid()
+        return self._file
+
+    def line_number(self, index: int) -> Optional[int]:
+        """1-based line number of row `index` (counting only non-empty lines)."""
+        return index + 1
+
+    def __getitem__(self, index: int) -> List[str]:
+        handle = self._handle()
+        handle.seek(int(self.offsets[index]))
+        line = handle.readline().decode("utf-8").rstrip("\r\n")
+        fields = line.split("\t")
+        if len(fields) != self.num_columns:
+            raise MalformedRowError(
+                f"{self.path}, row {index + 1}: expected {self.num_columns} tab-separated columns, found "
+                f"{len(fields)} (starts with {line[:60]!r}); regenerate the file with `ofa-sic prepare-pcap`"
+            )
+        return fields
+
+    def column(self, column: int) -> List[str]:
+        """All values of one column, reading the file sequentially (for small splits, e.g. references)."""
+        return [self[i][column] for i in range(len(self))]

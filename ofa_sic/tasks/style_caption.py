@@ -1,0 +1,249 @@
+"""`--task style_caption`: caption an image in a requested style with OFA.
+
+Data: a directory holding `{split}.tsv` and `styles.txt` as written by `ofa-sic prepare-pcap`.
+Source: `<s>` + BPE(prompt with the style) + `</s>`; targets as OFA's caption task. Validation can
+score CIDEr-D (`--eval-cider`), usable as `--best-checkpoint-metric cider
+--maximize-best-checkpoint-metric`.
+"""
+import json
+import logging
+import math
+import os
+import tempfile
+from argparse import Namespace
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq import metrics, utils
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
+
+from ofa_sic import lr_scheduler
+from ofa_sic.data.caption_dataset import StyleCaptionDataset
+from ofa_sic.data.image_transform import CaptionImageTransform
+from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
+from ofa_sic.data.styles import StyleVocabulary
+from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
+from ofa_sic.generation import OFASequenceGenerator
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROMPT = " what does the image describe? write a {} reply."
+
+
+@dataclass
+class StyleCaptionConfig(FairseqDataclass):
+    data: Optional[str] = field(default=None, metadata={"help": "directory with {train,valid,test}.tsv and styles.txt (ofa-sic prepare-pcap)"})
+    bpe_dir: Optional[str] = field(default=None, metadata={"help": "directory with GPT-2 BPE files encoder.json, vocab.bpe and dict.txt"})
+    max_src_length: int = field(default=128, metadata={"help": "longest prompt in BPE tokens"})
+    max_tgt_length: int = field(default=30, metadata={"help": "training captions are cut to this many words"})
+    code_dict_size: int = field(default=8192, metadata={"help": "number of <code_i> symbols (style i uses <code_i>)"})
+    num_bins: int = field(default=1000, metadata={"help": "number of <bin_i> symbols (kept for OFA's dictionary layout)"})
+    patch_image_size: int = field(default=480, metadata={"help": "images are resized to this square size"})
+    imagenet_default_mean_and_std: bool = field(default=False, metadata={"help": "normalise with ImageNet mean/std instead of 0.5/0.5"})
+    prompt_template: str = field(default=DEFAULT_PROMPT, metadata={"help": "prompt with one {} for the style"})
+    style_format: str = field(default="token", metadata={"help": f"how the style enters the prompt: {' or '.join(STYLE_FORMATS)}"})
+    keep_punctuation: bool = field(default=False, metadata={"help": "keep punctuation in captions (OFA strips it)"})
+    keep_case: bool = field(default=False, metadata={"help": "keep upper case in captions (default: lowercase)"})
+    constraint_range: Optional[str] = field(
+        default=None,
+        metadata={"help": 'ids "start,end" that generation may produce besides specials; default: the text (BPE) ids; "none" for all'},
+    )
+    eval_cider: bool = field(default=False, metadata={"help": "score CIDEr-D on the validation set"})
+    eval_cider_cached_tokens: Optional[str] = field(
+        default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: built from the valid references"}
+    )
+    eval_args: str = field(default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}', metadata={"help": "JSON generation options for validation"})
+    eval_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis and its references per validation batch"})
+    seed: int = II("common.seed")
+
+
+@register_task("style_caption", dataclass=StyleCaptionConfig)
+class StyleCaptionTask(FairseqTask):
+    cfg: StyleCaptionConfig
+
+    def __init__(self, cfg: StyleCaptionConfig, dictionary, styles: StyleVocabulary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+        self.styles = styles
+        self.codec = TextCodec(cfg.bpe_dir, dictionary)
+        self.prompt = StylePrompt(cfg.prompt_template, cfg.style_format, styles, self.codec)
+        longest = max(len(self.prompt.token_ids(name)) for name in styles.names)
+        if longest > cfg.max_src_length:
+            raise ValueError(f"the prompt takes {longest} tokens, more than --max-src-length {cfg.max_src_length}")
+        self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
+        self.text_range = (4, dictionary.index("<mask>"))
+        self.sequence_generator = None
+        self.cider_scorer = None
+
+    @classmethod
+    def setup_task(cls, cfg: StyleCaptionConfig, **kwargs):
+        if not cfg.data or not os.path.isdir(cfg.data):
+            raise ValueError(f"DATA must be a directory prepared by `ofa-sic prepare-pcap`, got {cfg.data!r}")
+        if not cfg.bpe_dir:
+            raise ValueError("--bpe-dir is required (a directory with encoder.json, vocab.bpe, dict.txt)")
+        styles_path = os.path.join(cfg.data, "styles.txt")
+        if not os.path.exists(styles_path):
+            raise FileNotFoundError(f"{styles_path} not found; `ofa-sic prepare-pcap` writes it beside the TSV files")
+        styles = StyleVocabulary.load(styles_path)
+        if len(styles) > cfg.code_dict_size:
+            raise ValueError(f"{len(styles)} styles need as many <code_i> symbols; raise --code-dict-size (now {cfg.code_dict_size})")
+        dictionary = build_ofa_dictionary(cfg.bpe_dir, cfg.code_dict_size, cfg.num_bins)
+        logger.info("dictionary: %d symbols; %d styles", len(dictionary), len(styles))
+        return cls(cfg, dictionary, styles)
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+    def max_positions(self):
+        return (self.cfg.max_src_length, 1024)
+
+    def split_path(self, split: str) -> str:
+        path = os.path.join(self.cfg.data, f"{split}.tsv")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found; `ofa-sic prepare-pcap` writes train.tsv, valid.tsv and test.tsv")
+        return path
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        is_train = split == "train"
+        self.datasets[split] = StyleCaptionDataset(
+            self.split_path(split),
+            self.codec,
+            self.prompt,
+            CaptionImageTransform(self.cfg.patch_image_size, self.cfg.imagenet_default_mean_and_std),
+            self.cleaner,
+            max_tgt_length=self.cfg.max_tgt_length,
+            single_caption_targets=is_train,
+            shuffle=is_train,
+            seed=self.cfg.seed,
+        )
+        logger.info("%s: %d rows from %s", split, len(self.datasets[split]), self.datasets[split].path)
+
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
+                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
+                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
+                           **kwargs):
+        """fairseq's iterator with batch-size multiple 1, so that no row of any split is dropped."""
+        iterator = super().get_batch_iterator(
+            dataset, max_tokens=max_tokens, max_sentences=max_sentences, max_positions=max_positions,
+            ignore_invalid_inputs=ignore_invalid_inputs, required_batch_size_multiple=1, seed=seed,
+            num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
+            data_buffer_size=data_buffer_size, disable_iterator_cache=disable_iterator_cache, **kwargs,
+        )
+        if dataset is self.datasets.get("train"):
+            lr_scheduler.record_batches_per_epoch(math.ceil(len(iterator.frozen_batches) / num_shards))
+        return iterator
+
+    # ---- model, generation, BPE --------------------------------------------------------------
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        if self.cfg.eval_cider:
+            self.sequence_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
+            self.cider_scorer = self.build_cider_scorer()
+        return model
+
+    def generation_constraint(self) -> Optional[str]:
+        """"start,end" for the generator: --constraint-range, else the text ids; None for "none"."""
+        if self.cfg.constraint_range is None:
+            return "{},{}".format(*self.text_range)
+        if self.cfg.constraint_range.lower() == "none":
+            return None
+        return self.cfg.constraint_range
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
+        extra = dict(extra_gen_cls_kwargs or {})
+        extra["constraint_range"] = self.generation_constraint()
+        return super().build_generator(models, args, seq_gen_cls=OFASequenceGenerator, extra_gen_cls_kwargs=extra)
+
+    def build_bpe(self, args):
+        """The decoder fairseq-generate uses for its D- lines: symbol string -> plain text."""
+        return _SymbolDecoder(self.codec)
+
+    def decode(self, tokens: torch.Tensor) -> str:
+        """Token ids of one hypothesis or target -> plain text (no specials, codes or bins)."""
+        return self.codec.decode(tokens.tolist()).strip()
+
+    # ---- training and validation -------------------------------------------------------------
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        """fairseq's train step, with `update_num` handed to the criterion (OFA's criteria use it)."""
+        model.train()
+        model.set_num_updates(update_num)
+        with torch.autograd.profiler.record_function("forward"):
+            loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
+        if ignore_grad:
+            loss *= 0
+        with torch.autograd.profiler.record_function("backward"):
+            optimizer.backward(loss)
+        return loss, sample_size, logging_output
+
+    def build_cider_scorer(self):
+        from ofa_sic.metrics.cider_d import CiderD, build_document_frequency, save_document_frequency  # noqa: F401
+
+        if self.cfg.eval_cider_cached_tokens:
+            return CiderD(df=self.cfg.eval_cider_cached_tokens)
+        if "valid" not in self.datasets:
+            self.load_dataset("valid")
+        dataset = self.datasets["valid"]
+        references = [dataset.references(i) for i in range(len(dataset))]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "valid-words.p")
+            save_document_frequency(build_document_frequency(references), path)
+            return CiderD(df=path)
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if self.cfg.eval_cider and sample:
+            model.eval()
+            scores, hypotheses = self.score_cider(model, sample)
+            logging_output["_cider_score_sum"] = float(sum(scores))
+            logging_output["_cider_cnt"] = len(scores)
+            if self.cfg.eval_print_samples:
+                logger.info("example hypothesis: %s", hypotheses[0])
+        return loss, sample_size, logging_output
+
+    def score_cider(self, model, sample):
+        """CIDEr-D (x1, as OFA logs it) of the top beam of every row of `sample`."""
+        with torch.no_grad():
+            output = self.inference_step(self.sequence_generator, [model], sample)
+        dataset = self.datasets["valid"]
+        gts, res = {}, []
+        hypotheses = []
+        for i, row_id in enumerate(sample["id"].tolist()):
+            hypothesis = self.cleaner(self.decode(output[i][0]["tokens"]))
+            hypotheses.append(hypothesis)
+            gts[i] = dataset.references(row_id)
+            res.append({"image_id": i, "caption": [hypothesis]})
+        _, scores = self.cider_scorer.compute_score(gts, res)
+        return list(scores), hypotheses
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        count = sum(log.get("_cider_cnt", 0) for log in logging_outputs)
+        if count > 0:
+            metrics.log_scalar("_cider_score_sum", sum(log.get("_cider_score_sum", 0) for log in logging_outputs))
+            metrics.log_scalar("_cider_cnt", count)
+            metrics.log_derived(
+                "cider", lambda meters: round(meters["_cider_score_sum"].sum / meters["_cider_cnt"].sum, 3)
+            )
+
+
+class _SymbolDecoder:
+    """fairseq `bpe` object for fairseq-generate: decodes "99 473 ..." symbol strings to text."""
+
+    def __init__(self, codec: TextCodec):
+        self.codec = codec
+
+    def encode(self, text: str) -> str:
+        return " ".join(str(t) for t in self.codec.bpe.encode(text))
+
+    def decode(self, symbols: str) -> str:
+        return self.codec.decode_symbols(symbols).strip()
