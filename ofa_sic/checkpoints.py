@@ -7,8 +7,6 @@ turns a refusal into an error that names the type and the opt-in for trusted fil
 (torch's own `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`).
 """
 import argparse
-import collections
-import enum
 import pickle
 import re
 import typing
@@ -17,7 +15,7 @@ import fairseq.checkpoint_utils as fairseq_checkpoint_utils
 import numpy
 import torch
 from omegaconf import DictConfig, ListConfig, nodes
-from omegaconf.base import Container, ContainerMetadata, Metadata
+from omegaconf.base import ContainerMetadata, Metadata
 
 TRUST_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
@@ -27,38 +25,25 @@ class UntrustedCheckpointError(RuntimeError):
 
 
 def allowed_types() -> list:
-    """The classes fairseq and OFA checkpoints are made of (besides tensors and builtin containers)."""
+    """The non-builtin classes found in fairseq and OFA checkpoints.
+
+    - argparse.Namespace: `args` of older fairseq/OFA checkpoints and `cfg["model"]` of legacy models;
+    - OmegaConf containers: `cfg` of checkpoints saved without converting the config to a dict;
+    - numpy scalars and dtypes: metric values kept in `extra_state`.
+    """
+    numpy_multiarray = numpy._core.multiarray if hasattr(numpy, "_core") else numpy.core.multiarray
     return [
         argparse.Namespace,
         DictConfig,
         ListConfig,
-        Container,
         ContainerMetadata,
         Metadata,
         nodes.AnyNode,
-        nodes.StringNode,
-        nodes.IntegerNode,
-        nodes.FloatNode,
-        nodes.BooleanNode,
-        nodes.EnumNode,
         typing.Any,
-        collections.OrderedDict,
-        collections.defaultdict,
-        dict,
-        list,
-        set,
-        tuple,
-        int,
-        float,
-        bool,
-        str,
-        type(None),
-        enum.Enum,
+        numpy_multiarray.scalar,
         numpy.dtype,
-        numpy.ndarray,
-        numpy.core.multiarray._reconstruct if hasattr(numpy, "core") else numpy.ndarray,
-        numpy.core.multiarray.scalar if hasattr(numpy, "core") else numpy.ndarray,
         numpy.dtypes.Float64DType,
+        numpy.dtypes.Float32DType,
         numpy.dtypes.Int64DType,
     ]
 

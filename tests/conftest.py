@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny demo dataset (PCap format -> prepared TSVs) made once per test session."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """{'raw': PCap-format dir, 'data': prepared dir, 'bpe': BPE dir} of a small demo slice."""
+    from ofa_sic.data.demo import make_demo_data
+    from ofa_sic.data.pcap import prepare_pcap
+
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_data(str(root / "raw"), seed=0, n_train=96, n_valid=10, n_test=12, quiet=True)
+    prepare_pcap(str(root / "raw" / "personality_captions"), str(root / "raw" / "yfcc_images"), str(root / "data"),
+                 image_size=96, workers=1, quiet=True)
+    return {"raw": root / "raw", "data": root / "data", "bpe": root / "raw" / "bpe"}
+
+
+def fairseq_command(name: str) -> str:
+    """Path of a fairseq console script installed next to this Python."""
+    return str(Path(sys.executable).parent / name)
+
+
+def run_command(args, cwd=None, timeout=600, env=None):
+    """Run a command, returning CompletedProcess; fail the test with its output when it fails."""
+    merged_env = dict(os.environ, PYTHONWARNINGS="ignore", **(env or {}))
+    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=merged_env)
+    if result.returncode != 0:
+        pytest.fail(f"{args[0]} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
