@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt setup.py Makefile
 test: install
 	$(BIN)/python -m pytest -q tests
 
-demo: install
+demo:
 	bash run_scripts/demo.sh
 
 clean-venv:

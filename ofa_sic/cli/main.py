@@ -10,11 +10,12 @@ import os
 import sys
 from typing import List, Optional
 
-from ofa_sic.cli import demo_data, prepare_pcap
+from ofa_sic.cli import demo_data, prepare_pcap, score_generate
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
     "demo-data": demo_data,
+    "score-generate": score_generate,
 }
 
 
