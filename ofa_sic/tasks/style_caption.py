@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
@@ -186,7 +185,7 @@ class StyleCaptionTask(FairseqTask):
         return loss, sample_size, logging_output
 
     def build_cider_scorer(self):
-        from ofa_sic.metrics.cider_d import CiderD, build_document_frequency, save_document_frequency  # noqa: F401
+        from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
 
         if self.cfg.eval_cider_cached_tokens:
             return CiderD(df=self.cfg.eval_cider_cached_tokens)
@@ -194,10 +193,7 @@ class StyleCaptionTask(FairseqTask):
             self.load_dataset("valid")
         dataset = self.datasets["valid"]
         references = [dataset.references(i) for i in range(len(dataset))]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "valid-words.p")
-            save_document_frequency(build_document_frequency(references), path)
-            return CiderD(df=path)
+        return CiderD(df=build_document_frequency(references))
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)

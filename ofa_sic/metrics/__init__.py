@@ -1,0 +1,1 @@
+"""Caption metrics (CIDEr-D) used by the SCST reward and by validation."""
