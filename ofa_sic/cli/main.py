@@ -10,12 +10,15 @@ import os
 import sys
 from typing import List, Optional
 
-from ofa_sic.cli import demo_data, prepare_pcap, score_generate
+from ofa_sic.cli import caption, cider_df, demo_data, evaluate, prepare_pcap, score_generate
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
     "demo-data": demo_data,
     "score-generate": score_generate,
+    "cider-df": cider_df,
+    "evaluate": evaluate,
+    "caption": caption,
 }
 
 

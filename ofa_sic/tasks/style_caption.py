@@ -55,6 +55,11 @@ class StyleCaptionConfig(FairseqDataclass):
         default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: built from the valid references"}
     )
     eval_args: str = field(default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}', metadata={"help": "JSON generation options for validation"})
+    scst: bool = field(default=False, metadata={"help": "build the scst_generator for self-critical training (stage 2)"})
+    scst_args: str = field(
+        default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}',
+        metadata={"help": "JSON generation options of the SCST hypotheses (beam search or sampling)"},
+    )
     eval_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis and its references per validation batch"})
     seed: int = II("common.seed")
 
@@ -75,6 +80,7 @@ class StyleCaptionTask(FairseqTask):
         self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
         self.text_range = (4, dictionary.index("<mask>"))
         self.sequence_generator = None
+        self.scst_generator = None
         self.cider_scorer = None
 
     @classmethod
@@ -119,7 +125,7 @@ class StyleCaptionTask(FairseqTask):
             CaptionImageTransform(self.cfg.patch_image_size, self.cfg.imagenet_default_mean_and_std),
             self.cleaner,
             max_tgt_length=self.cfg.max_tgt_length,
-            single_caption_targets=is_train,
+            single_caption_targets=is_train and not self.cfg.scst,
             shuffle=is_train,
             seed=self.cfg.seed,
         )
@@ -147,6 +153,8 @@ class StyleCaptionTask(FairseqTask):
         if self.cfg.eval_cider:
             self.sequence_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
             self.cider_scorer = self.build_cider_scorer()
+        if self.cfg.scst:
+            self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
         return model
 
     def generation_constraint(self) -> Optional[str]:

@@ -1,0 +1,208 @@
+"""`--criterion scst_reward_criterion`: self-critical sequence training on a CIDEr-D reward (docs/ofa-spec.md §6).
+
+For each image the task's `scst_generator` (`--scst --scst-args`) produces K hypotheses; each gets
+CIDEr-D against the image's references (cached document frequencies, text punctuation-stripped and
+wrapped with " <eos>" as OFA does). The advantage of hypothesis k is its score minus a baseline:
+- `loo` (default): the mean score of the other K-1 hypotheses of the same image (needs K >= 2);
+- `greedy`: the score of the image's greedy (beam 1) caption (Rennie et al.);
+- `mean`: the mean score of all K hypotheses of the image.
+The loss is -sum over non-pad tokens of log p(token) * advantage, from a teacher-forced pass in train
+mode over the hypotheses. Logged: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean
+|advantage|), and the shares of time spent in generation, reward and forward/backward.
+"""
+import json
+import math
+import string
+import time
+from argparse import Namespace
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+import torch
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from omegaconf import II
+
+from ofa_sic.generation.generator import mask_outside_range, parse_constraint_range
+from ofa_sic.metrics.cider_d import CiderD
+
+BASELINES = ChoiceEnum(["loo", "greedy", "mean"])
+PUNCTUATION_TABLE = str.maketrans({c: None for c in string.punctuation})
+
+
+@dataclass
+class ScstRewardCriterionConfig(FairseqDataclass):
+    scst_cider_cached_tokens: Optional[str] = field(
+        default=None, metadata={"help": "CIDEr-D document-frequency pickle of the training references (ofa-sic cider-df)"}
+    )
+    scst_baseline: BASELINES = field(default="loo", metadata={"help": "reward baseline: loo (leave-one-out), greedy or mean"})
+    ignore_prefix_size: int = field(default=0, metadata={"help": "ignore the first N tokens of every hypothesis"})
+    constraint_range: Optional[str] = field(default=None, metadata={"help": '"start,end": logits outside [start,end) (specials kept) are masked'})
+    sentence_avg: bool = II("optimization.sentence_avg")
+
+
+def wrap_for_cider(text: str) -> str:
+    """OFA's reward text: punctuation removed, one trailing '.' dropped, " <eos>" appended."""
+    text = text.translate(PUNCTUATION_TABLE).strip()
+    if text.endswith("."):
+        text = text[:-1]
+    return " ".join(text.split()) + " <eos>"
+
+
+def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_scores: Optional[np.ndarray] = None) -> np.ndarray:
+    """Baseline per hypothesis. scores: [num_images * K] (image-major) -> [num_images * K]."""
+    per_image = scores.reshape(num_images, -1)
+    k = per_image.shape[1]
+    if kind == "loo":
+        if k < 2:
+            raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
+        base = (per_image.sum(axis=1, keepdims=True) - per_image) / (k - 1)
+    elif kind == "mean":
+        base = np.repeat(per_image.mean(axis=1, keepdims=True), k, axis=1)
+    elif kind == "greedy":
+        base = np.repeat(greedy_scores.reshape(num_images, 1), k, axis=1)
+    else:
+        raise ValueError(f"unknown --scst-baseline {kind!r}")
+    return base.reshape(-1)
+
+
+@register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
+class ScstRewardCriterion(FairseqCriterion):
+    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", ignore_prefix_size=0,
+                 constraint_range=None, sentence_avg=False):
+        super().__init__(task)
+        if not getattr(task.cfg, "scst", False):
+            raise ValueError("scst_reward_criterion needs --scst (and --scst-args) so that the task builds its scst_generator")
+        if not scst_cider_cached_tokens:
+            raise ValueError(
+                "--scst-cider-cached-tokens is required: the CIDEr-D document frequencies of the training references; "
+                "build them with `ofa-sic cider-df --tsv train.tsv --out train-words.p` (prepare-pcap writes train-words.p)"
+            )
+        self.cider = CiderD(df=scst_cider_cached_tokens)
+        self.baseline = str(scst_baseline)
+        beam = json.loads(task.cfg.scst_args).get("beam", 5)
+        if self.baseline == "loo" and beam < 2:
+            raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
+        self.ignore_prefix_size = ignore_prefix_size
+        self.constraint_range = parse_constraint_range(constraint_range)
+        self.sentence_avg = sentence_avg
+        self._greedy_generator = None
+
+    # ---- pieces -------------------------------------------------------------------------------
+
+    def references(self, sample) -> List[List[str]]:
+        """Reference captions per image, decoded from the `&&`-joined targets."""
+        pad = self.padding_idx
+        return [self.task.decode(row[row.ne(pad)]).split("&&") for row in sample["target"]]
+
+    def generate(self, model, sample, generator):
+        """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K."""
+        model.eval()
+        with torch.no_grad():
+            output = generator.generate([model], sample)
+        return [[hyp["tokens"] for hyp in hyps] for hyps in output]
+
+    def cider_scores(self, hypotheses: List[List[torch.Tensor]], references: List[List[str]]) -> np.ndarray:
+        """CIDEr-D of every hypothesis, image-major: [num_images * K]."""
+        gts = {i: [wrap_for_cider(r) for r in refs] for i, refs in enumerate(references)}
+        res = [
+            {"image_id": i, "caption": [wrap_for_cider(self.task.decode(tokens))]}
+            for i, hyps in enumerate(hypotheses) for tokens in hyps
+        ]
+        return self.cider.compute_score(gts, res)[1]
+
+    def greedy_generator(self, model):
+        """Beam-1 search with the other --scst-args options, for the greedy baseline."""
+        if self._greedy_generator is None:
+            options = json.loads(self.task.cfg.scst_args)
+            options.update(beam=1, sampling=False)
+            self._greedy_generator = self.task.build_generator([model], Namespace(**options))
+        return self._greedy_generator
+
+    def teacher_forced_lprobs(self, model, sample, hypotheses):
+        """Log-probs [N, T] of each hypothesis token (N = images * K) and the target [N, T]."""
+        k = len(hypotheses[0])
+        flat = [tokens for hyps in hypotheses for tokens in hyps]
+        pad, bos = self.padding_idx, self.task.target_dictionary.bos()
+        target = torch.full((len(flat), max(t.numel() for t in flat)), pad, dtype=torch.long)
+        prev = target.clone()
+        for i, tokens in enumerate(flat):
+            target[i, : tokens.numel()] = tokens
+            prev[i, 0] = bos
+            prev[i, 1 : tokens.numel()] = tokens[:-1]
+        device = sample["net_input"]["src_tokens"].device
+        target, prev = target.to(device), prev.to(device)
+        net_input = {
+            key: sample["net_input"][key].repeat_interleave(k, dim=0)
+            for key in ("src_tokens", "src_lengths", "patch_images", "patch_masks")
+        }
+        model.train()
+        logits, extra = model(prev_output_tokens=prev, **net_input)
+        logits = mask_outside_range(logits, self.constraint_range)
+        lprobs = model.get_normalized_probs((logits, extra), log_probs=True)
+        token_lprobs = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # [N, T]
+        if self.ignore_prefix_size > 0:
+            token_lprobs = token_lprobs[:, self.ignore_prefix_size :]
+            target = target[:, self.ignore_prefix_size :]
+        return token_lprobs, target
+
+    # ---- the loss -----------------------------------------------------------------------------
+
+    def forward(self, model, sample, update_num=0, reduce=True):
+        start = time.perf_counter()
+        hypotheses = self.generate(model, sample, self.task.scst_generator)
+        generated = time.perf_counter()
+        references = self.references(sample)
+        scores = self.cider_scores(hypotheses, references)
+        greedy = None
+        if self.baseline == "greedy":
+            greedy_hyps = self.generate(model, sample, self.greedy_generator(model))
+            greedy = self.cider_scores([h[:1] for h in greedy_hyps], references)
+        advantages = scores - baseline_scores(scores, len(hypotheses), self.baseline, greedy)
+        rewarded = time.perf_counter()
+
+        token_lprobs, target = self.teacher_forced_lprobs(model, sample, hypotheses)
+        non_pad = target.ne(self.padding_idx)
+        advantage = torch.as_tensor(advantages, dtype=token_lprobs.dtype, device=token_lprobs.device)
+        loss = -(token_lprobs * advantage.unsqueeze(1) * non_pad).sum()
+        forwarded = time.perf_counter()
+
+        ntokens = int(non_pad.sum().item())
+        nsentences = target.size(0)
+        sample_size = nsentences if self.sentence_avg else ntokens
+        logging_output = {
+            "loss": loss.data,
+            "score": float(scores.sum()),
+            "advantage": float(np.abs(advantages).sum()),
+            "ntokens": ntokens,
+            "nsentences": nsentences,
+            "sample_size": sample_size,
+            "time_generate": generated - start,
+            "time_reward": rewarded - generated,
+            "time_forward": forwarded - rewarded,
+        }
+        return loss, sample_size, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        sample_size = max(total("sample_size"), 1)
+        nsentences = max(total("nsentences"), 1)
+        metrics.log_scalar("loss", total("loss") / sample_size, sample_size, round=3)
+        metrics.log_scalar("score", total("score") / nsentences, nsentences, round=3)
+        metrics.log_scalar("advantage", total("advantage") / nsentences, nsentences, round=3)
+        metrics.log_scalar("ntokens", total("ntokens"), 1, round=3)
+        metrics.log_scalar("nsentences", total("nsentences"), 1, round=3)
+        metrics.log_scalar("sample_size", total("sample_size"), 1, round=3)
+        timed = total("time_generate") + total("time_reward") + total("time_forward")
+        if timed > 0:
+            for part in ("generate", "reward", "forward"):
+                metrics.log_scalar(f"share_{part}", total(f"time_{part}") / timed, timed, round=3)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

@@ -1,0 +1,42 @@
+"""`ofa-sic cider-df`: CIDEr-D document frequencies of a prepared TSV, as ruotianluo's prepro_ngrams builds them.
+
+One document per image (rows grouped by image_id), each reference lowercased, stripped of ASCII
+punctuation and given a trailing " <eos>"; `ref_len` is the number of images. The pickle loads in
+OFA-main's scorer and in `ofa_sic.metrics.cider_d.CiderD(df=path)`.
+"""
+import argparse
+
+HELP = "build a CIDEr-D document-frequency pickle (for --scst-cider-cached-tokens) from a prepared TSV"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tsv", required=True, metavar="FILE", help="prepared TSV (e.g. train.tsv from prepare-pcap)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="pickle to write (e.g. train-words.p)")
+
+
+def references_by_image(tsv_path: str):
+    """[[reference, ...] per image] in first-seen image order, references cleaned as CIDEr-D sees them."""
+    from ofa_sic.data.caption_dataset import COLUMNS
+    from ofa_sic.data.pcap import df_reference
+    from ofa_sic.data.text import REFERENCE_SEPARATOR
+    from ofa_sic.data.tsv_reader import IndexedTSV
+
+    rows = IndexedTSV(tsv_path, num_columns=len(COLUMNS))
+    image_column, captions_column = COLUMNS.index("image_id"), COLUMNS.index("captions")
+    grouped = {}
+    for i in range(len(rows)):
+        fields = rows[i]
+        grouped.setdefault(fields[image_column], []).extend(
+            df_reference(c) for c in fields[captions_column].split(REFERENCE_SEPARATOR)
+        )
+    return list(grouped.values())
+
+
+def run(args: argparse.Namespace) -> int:
+    from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
+
+    references = references_by_image(args.tsv)
+    df = build_document_frequency(references)
+    save_document_frequency(df, args.out)
+    print(f"{args.out}: document frequencies of {len(df['document_frequency'])} n-grams over {df['ref_len']} images")
+    return 0
