@@ -22,6 +22,8 @@ from omegaconf import II
 from ofa_sic import lr_scheduler
 from ofa_sic.data.caption_dataset import StyleCaptionDataset
 from ofa_sic.data.image_transform import CaptionImageTransform
+from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMPrompt
+from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
@@ -55,6 +57,13 @@ class StyleCaptionConfig(FairseqDataclass):
         default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: built from the valid references"}
     )
     eval_args: str = field(default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}', metadata={"help": "JSON generation options for validation"})
+    mlm_ratio: float = field(default=0.0, metadata={"help": "style-token masked-LM examples per training caption (0 = off; fractions allowed)"})
+    mlm_prompt_template: str = field(default=DEFAULT_MLM_PROMPT, metadata={"help": "MLM prompt with {style} and {text} (the masked caption)"})
+    mlm_image: str = field(default="same", metadata={"help": "image of MLM examples: same (the row's) or none (OFA's text-only form)"})
+    mlm_mask_ratio: float = field(default=0.3, metadata={"help": "share of caption words to mask"})
+    mlm_poisson_lambda: float = field(default=3.0, metadata={"help": "mean span length in words (Poisson)"})
+    mlm_random_ratio: float = field(default=0.0, metadata={"help": "share of masked spans replaced by a random token instead of <mask>"})
+    mlm_replace_length: int = field(default=1, metadata={"help": "1: span -> one <mask>; 0: delete the span; -1: mask every token"})
     scst: bool = field(default=False, metadata={"help": "build the scst_generator for self-critical training (stage 2)"})
     scst_args: str = field(
         default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}',
@@ -118,7 +127,7 @@ class StyleCaptionTask(FairseqTask):
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         is_train = split == "train"
-        self.datasets[split] = StyleCaptionDataset(
+        dataset = StyleCaptionDataset(
             self.split_path(split),
             self.codec,
             self.prompt,
@@ -129,7 +138,26 @@ class StyleCaptionTask(FairseqTask):
             shuffle=is_train,
             seed=self.cfg.seed,
         )
-        logger.info("%s: %d rows from %s", split, len(self.datasets[split]), self.datasets[split].path)
+        logger.info("%s: %d rows from %s", split, len(dataset), dataset.path)
+        if is_train and self.cfg.mlm_ratio > 0 and not self.cfg.scst:
+            dataset = self.with_mlm_examples(dataset)
+        self.datasets[split] = dataset
+
+    def with_mlm_examples(self, dataset: StyleCaptionDataset) -> CaptionMLMDataset:
+        """Mix `--mlm-ratio` style-token masked-LM examples per caption into the training set."""
+        prompt = MLMPrompt(self.cfg.mlm_prompt_template, self.cfg.style_format, self.styles, self.codec)
+        longest = prompt.overhead() + self.cfg.max_tgt_length
+        if longest > self.cfg.max_src_length:
+            raise ValueError(f"MLM sources take up to {longest} tokens, more than --max-src-length {self.cfg.max_src_length}")
+        mask_idx = self.dictionary.index("<mask>")
+        masker = WholeWordMasker(
+            mask_idx, word_start_table(self.dictionary, self.codec.bpe), mask_ratio=self.cfg.mlm_mask_ratio,
+            poisson_lambda=self.cfg.mlm_poisson_lambda, random_ratio=self.cfg.mlm_random_ratio,
+            replace_length=self.cfg.mlm_replace_length,
+        )
+        mixed = CaptionMLMDataset(dataset, prompt, masker, ratio=self.cfg.mlm_ratio, image=self.cfg.mlm_image)
+        logger.info("train: %d caption and %d masked-LM examples per epoch", len(dataset), mixed.num_mlm)
+        return mixed
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
                            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
