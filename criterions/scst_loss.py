@@ -11,7 +11,6 @@ mode over the hypotheses. Logged: `score` (mean CIDEr-D of the hypotheses), `adv
 |advantage|), and the shares of time spent in generation, reward and forward/backward.
 """
 import json
-import math
 import string
 import time
 from argparse import Namespace

@@ -6,7 +6,7 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from ofa_reference import build_reference_model, dictionary_from_symbols, float32_state, load_reference
+from ofa_reference import build_reference_model, float32_state, load_reference
 from ofa_sic.checkpoints import TRUST_ENV, UntrustedCheckpointError
 
 

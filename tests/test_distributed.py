@@ -2,7 +2,7 @@
 import socket
 import subprocess
 
-from conftest import REPO_ROOT, fairseq_command
+from conftest import REPO_ROOT
 from test_train_generate_e2e import train_args
 
 

@@ -226,41 +226,22 @@ def test_bad_arguments(tmp_path):
         prepare_pcap(pcap_dir, str(tmp_path / "nope"), str(tmp_path / "out"))
 
 
-def test_document_frequency_hook_gets_clean_train_references_grouped_by_image(tmp_path, monkeypatch):
+def test_document_frequencies_use_clean_train_references_grouped_by_image(tmp_path):
+    from ofa_sic.metrics.cider_d import build_document_frequency, load_document_frequency
+
     train = [rec(HASH(1), "Happy", "A Bright, day!"), rec(HASH(2), "Gloomy", "grey..."), rec(HASH(1), "Gloomy", "Dull  day.")]
     pcap_dir, image_dir = make_pcap(tmp_path, train, [rec(HASH(3), "Happy", "x")], [rec(HASH(4), "Happy", "y", ["a", "b", "c", "d"])])
-    calls = {}
-
-    class FakeCider:
-        @staticmethod
-        def build_document_frequency(references_per_image):
-            calls["refs"] = references_per_image
-            return {"df": True}
-
-        @staticmethod
-        def save_document_frequency(df_dict, path):
-            calls["saved"] = df_dict
-            with open(path, "wb") as f:
-                f.write(b"pickle")
-
-    monkeypatch.setattr(pcap, "_cider_module", lambda: (FakeCider, ""))
     out = tmp_path / "out"
     report = prepare_pcap(pcap_dir, image_dir, str(out), image_size=32, quiet=True)
-    assert calls["refs"] == [["a bright day", "dull day"], ["grey"]]
-    assert (out / "train-words.p").read_bytes() == b"pickle"
+    expected = build_document_frequency([["a bright day", "dull day"], ["grey"]])
+    written = load_document_frequency(str(out / "train-words.p"))
+    assert dict(written["document_frequency"]) == dict(expected["document_frequency"])
+    assert written["ref_len"] == 2
     assert report["document_frequency"] == {"file": "train-words.p", "documents": 2}
 
-    monkeypatch.setattr(pcap, "_cider_module", lambda: (None, "ofa_sic.metrics.cider_d is not available (test)"))
-    out2 = tmp_path / "out2"
-    report = prepare_pcap(pcap_dir, image_dir, str(out2), image_size=32, quiet=True)
-    assert not (out2 / "train-words.p").exists()
-    assert report["document_frequency"]["skipped"].startswith("ofa_sic.metrics.cider_d is not available")
-
-    monkeypatch.setattr(pcap, "_cider_module", lambda: pytest.fail("df=False must not touch the metric module"))
     out3 = tmp_path / "out3"
     report = prepare_pcap(pcap_dir, image_dir, str(out3), image_size=32, df=False, quiet=True)
     assert not (out3 / "train-words.p").exists() and "disabled" in report["document_frequency"]["skipped"]
-
 
 def test_worker_pool_gives_the_same_files(tmp_path):
     train = [rec(HASH(i), "Happy", f"picture {i}") for i in range(40)] + [rec(HASH(3), "Gloomy", "again")]

@@ -31,7 +31,6 @@ has succeeded, so a failed or killed run never leaves a complete-looking but tru
 """
 import base64
 import collections
-import importlib
 import io
 import json
 import multiprocessing
@@ -378,27 +377,12 @@ def _build_styles(
 # Document frequencies (CIDEr-D)
 
 
-def _cider_module() -> Tuple[Any, str]:
-    """Return (ofa_sic.metrics.cider_d, "") or (None, why it is unavailable)."""
-    try:
-        return importlib.import_module("ofa_sic.metrics.cider_d"), ""
-    except ImportError as e:
-        return None, f"ofa_sic.metrics.cider_d is not available ({e})"
+def write_document_frequency(references_per_image: List[List[str]], df_path: str, staged: StagedOutputs) -> Dict[str, Any]:
+    """Stage the CIDEr-D document frequencies of `references_per_image` (one list per image) for `df_path`."""
+    from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
 
-
-def write_document_frequency_hook(
-    references_per_image: List[List[str]], df_path: str, staged: StagedOutputs
-) -> Dict[str, Any]:
-    """Stage the CIDEr-D document frequencies of `references_per_image` for `df_path`, if the metric module exists.
-
-    This is the converter's only link to ofa_sic.metrics.cider_d (`build_document_frequency`,
-    `save_document_frequency`). Returns a report entry saying what was written or why nothing was.
-    """
-    cider, why = _cider_module()
-    if cider is None:
-        return {"file": None, "skipped": why}
-    df = cider.build_document_frequency(references_per_image)
-    cider.save_document_frequency(df, staged.path(df_path))
+    df = build_document_frequency(references_per_image)
+    save_document_frequency(df, staged.path(df_path))
     return {"file": os.path.basename(df_path), "documents": len(references_per_image)}
 
 
@@ -528,7 +512,7 @@ def prepare_pcap(
             references: Dict[str, List[str]] = collections.defaultdict(list)
             for row in written_by_split["train"]:
                 references[row.image_hash].extend(df_reference(c) for c in row.captions)
-            result["document_frequency"] = write_document_frequency_hook(
+            result["document_frequency"] = write_document_frequency(
                 list(references.values()), os.path.join(out_dir, DF_FILE), staged
             )
         else:

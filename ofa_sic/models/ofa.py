@@ -5,7 +5,7 @@ Architectures `ofa_tiny` ... `ofa_huge` have OFA-main's defaults (so the caption
 tiny CPU-sized model with the caption recipe switched on by default.
 """
 import logging
-from typing import Dict, List
+from typing import Dict
 
 import torch
 import torch.nn as nn

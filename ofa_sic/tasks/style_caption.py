@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from fairseq import metrics, utils
+from fairseq import metrics
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
