@@ -161,19 +161,24 @@ def test_malformed_row_names_the_file_and_row_number(tmp_path):
     assert isinstance(info.value, ValueError)
     message = str(info.value)
     assert str(path) in message
-    assert "row 3" in message
+    assert "line 3" in message
     assert "expected 3" in message and "found 2" in message
 
     too_many = tmp_path / "too_many.tsv"
     too_many.write_text("1\ta\tx\n2\tb\ty\textra\n", encoding="utf-8")
-    with pytest.raises(MalformedRowError, match=r"too_many\.tsv, row 2: .*found 4"):
+    with pytest.raises(MalformedRowError, match=r"too_many\.tsv, line 2: .*found 4"):
         IndexedTSV(str(too_many), num_columns=3)[1]
 
 
-def test_blank_lines_are_ignored(tmp_path):
+def test_empty_lines_are_skipped_and_errors_give_the_file_line(tmp_path):
     path = tmp_path / "blank.tsv"
-    path.write_text("\n1\ta\tx\n\n\n2\tb\ty\n   \n3\tc\tz\n\n", encoding="utf-8")
+    path.write_text("\n1\ta\tx\n\n\n2\tb\ty\n\t\t\n3\tc\tz\n\n", encoding="utf-8")
     reader = IndexedTSV(str(path), num_columns=3)
-    assert len(reader) == 3
-    assert [reader[i] for i in range(3)] == [["1", "a", "x"], ["2", "b", "y"], ["3", "c", "z"]]
-    assert reader.column(1) == ["a", "b", "c"]
+    assert len(reader) == 4  # a line of tabs is a row (with empty columns), not a blank line
+    assert [reader[i] for i in (0, 1, 3)] == [["1", "a", "x"], ["2", "b", "y"], ["3", "c", "z"]]
+    assert reader[2] == ["", "", ""]
+    assert [reader.line_number(i) for i in range(4)] == [2, 5, 6, 7]
+    spaces = tmp_path / "spaces.tsv"
+    spaces.write_text("1\ta\tx\n\n   \n", encoding="utf-8")
+    with pytest.raises(MalformedRowError, match=r"spaces\.tsv, line 3: .*found 1"):
+        IndexedTSV(str(spaces), num_columns=3)[1]

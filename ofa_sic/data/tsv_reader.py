@@ -8,7 +8,7 @@ mid-epoch and use `--num-workers > 0` (each worker opens its own file handle).
 import json
 import os
 import tempfile
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
@@ -17,21 +17,27 @@ class MalformedRowError(ValueError):
     """A TSV row that does not have the expected number of columns."""
 
 
+INDEX_FORMAT = 2  # [num_rows, 2] = (byte offset, line number)
+
+
 def _file_signature(path: str) -> dict:
     stat = os.stat(path)
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": INDEX_FORMAT}
 
 
 def build_offsets(path: str) -> np.ndarray:
-    """Byte offset of the start of every non-empty line of `path`: int64 [num_rows]."""
-    offsets = []
+    """Byte offset and 1-based line number of every row of `path`: int64 [num_rows, 2].
+
+    Empty lines (nothing but the line break) are not rows; a line of spaces or tabs is a (malformed) row.
+    """
+    rows = []
     position = 0
     with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                offsets.append(position)
+        for line_number, line in enumerate(f, start=1):
+            if line.rstrip(b"\r\n"):
+                rows.append((position, line_number))
             position += len(line)
-    return np.asarray(offsets, dtype=np.int64)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
 
 def load_or_build_offsets(path: str) -> np.ndarray:
@@ -85,18 +91,18 @@ class IndexedTSV:
             self._pid = os.getpid()
         return self._file
 
-    def line_number(self, index: int) -> Optional[int]:
-        """1-based line number of row `index` (counting only non-empty lines)."""
-        return index + 1
+    def line_number(self, index: int) -> int:
+        """1-based line number of row `index` in the file."""
+        return int(self.offsets[index, 1])
 
     def __getitem__(self, index: int) -> List[str]:
         handle = self._handle()
-        handle.seek(int(self.offsets[index]))
+        handle.seek(int(self.offsets[index, 0]))
         line = handle.readline().decode("utf-8").rstrip("\r\n")
         fields = line.split("\t")
         if len(fields) != self.num_columns:
             raise MalformedRowError(
-                f"{self.path}, row {index + 1}: expected {self.num_columns} tab-separated columns, found "
+                f"{self.path}, line {self.line_number(index)}: expected {self.num_columns} tab-separated columns, found "
                 f"{len(fields)} (starts with {line[:60]!r}); regenerate the file with `ofa-sic prepare-pcap`"
             )
         return fields
