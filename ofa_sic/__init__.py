@@ -9,3 +9,4 @@ import ofa_sic.lr_scheduler  # noqa: F401
 import ofa_sic.models  # noqa: F401
 import ofa_sic.tasks  # noqa: F401
 import criterions  # noqa: F401
+import ofa_sic.metrics.scorer  # noqa: F401  (fairseq-generate --scoring coco_caption)

@@ -1,0 +1,136 @@
+"""`ofa-sic evaluate`: caption a split with a checkpoint and write a report people can read.
+
+Writes into --out (each file atomically):
+- predictions.json: COCO results format, `[{"image_id", "caption", "style", "uniq_id"}, ...]` in split order;
+- metrics.json: overall and per-style BLEU-1..4, METEOR, ROUGE-L, CIDEr (x100; SPICE when its jars are
+  installed) with sample counts and the settings used (checkpoint, data, split, generation options);
+- gallery.html: every image with its style, caption and references; styles and images sorted by CIDEr,
+  best and worst of each style marked.
+Prints the per-style table, best CIDEr first. Per-style scores use each style's references as the corpus.
+"""
+import argparse
+import base64
+import os
+import sys
+
+LARGE_GALLERY_BYTES = 50_000_000
+
+HELP = "caption a split with a checkpoint; write predictions.json, metrics.json (per style) and gallery.html"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ofa_sic.cli.generation_options import add_generation_arguments
+
+    add_generation_arguments(parser)
+    parser.add_argument("--split", default="test", help="split to caption: {split}.tsv in the data folder (default: test)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for predictions.json, metrics.json, gallery.html")
+    parser.add_argument("--gallery-per-style", type=int, default=0, metavar="N",
+                        help="show only the N best and N worst images of each style in gallery.html (default: all)")
+    parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java process takes a while to start)")
+    parser.add_argument("--no-spice", action="store_true", help="never run SPICE, even when its CoreNLP jars are installed")
+
+
+def generate_split(captioner, dataset, batch_size: int) -> list:
+    """The caption of every row of `dataset`, in row order, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    captions = []
+    with tqdm(total=len(dataset), desc="captioning", unit="image", file=sys.stderr, mininterval=1.0) as bar:
+        for start in range(0, len(dataset), batch_size):
+            rows = range(start, min(start + batch_size, len(dataset)))
+            captions.extend(captioner.caption_batch(dataset.collater([dataset[i] for i in rows])))
+            bar.update(len(rows))
+    return captions
+
+
+def score_split(evaluator, dataset, rows, captions):
+    """(overall scores, {style: scores}, {row key: CIDEr}, SPICE note) of `captions[i]` against row i's references.
+
+    Row keys are "0", "1", ... (row positions); scores carry `num_samples`; a style's scores are computed
+    on its rows alone (its references are the corpus).
+    """
+    keys = [str(i) for i in range(len(rows))]
+    scored = evaluator.evaluate({k: dataset.references(i) for i, k in enumerate(keys)}, dict(zip(keys, captions)))
+    overall = {"num_samples": len(keys), **scored.scores()}
+    by_style = {}
+    for key, row in zip(keys, rows):
+        by_style.setdefault(row["style"], []).append(key)
+    per_style = {style: {"num_samples": len(ids), **scored.scores(ids)} for style, ids in by_style.items()}
+    return overall, per_style, scored.cider_per_image(), scored.spice_note
+
+
+def gallery_entries(dataset, captions, cider_per_image) -> list:
+    """GalleryEntry per row: its image bytes (from the TSV's base64 column), caption, references, CIDEr."""
+    from ofa_sic.evaluation.gallery import GalleryEntry
+
+    def image_loader(i):
+        return lambda: base64.urlsafe_b64decode(dataset.row(i)["image"])  # read only if the image is shown
+
+    entries = []
+    for i, caption in enumerate(captions):
+        row = dataset.row(i)
+        entries.append(GalleryEntry(
+            key=f"row-{i}", style=row["style"], caption=caption, references=dataset.references(i),
+            cider=cider_per_image[str(i)], image=image_loader(i), image_id=row["image_id"], uniq_id=row["uniq_id"],
+        ))
+    return entries
+
+
+def run(args: argparse.Namespace) -> int:
+    from ofa_sic.cli.generation_options import options_from_args
+    from ofa_sic.evaluation.gallery import render_gallery
+    from ofa_sic.evaluation.report import build_metrics, style_table, write_atomic, write_json_atomic
+    from ofa_sic.generation.captioner import Captioner
+    from ofa_sic.metrics.caption_eval import SPICE_NOT_REQUESTED, CaptionEvaluator
+
+    options = options_from_args(args)
+    if args.gallery_per_style < 0:
+        raise ValueError("--gallery-per-style must be 0 (all) or more")
+    os.makedirs(args.out, exist_ok=True)
+    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu)
+    task = captioner.task
+    task.load_dataset(args.split)
+    dataset = task.datasets[args.split]
+    if len(dataset) == 0:
+        raise ValueError(f"{dataset.path} has no rows")
+
+    with CaptionEvaluator(meteor=not args.no_meteor, spice=not args.no_spice) as evaluator:  # METEOR loads meanwhile
+        captions = generate_split(captioner, dataset, args.batch_size)
+        rows = [{k: v for k, v in dataset.row(i).items() if k != "image"} for i in range(len(dataset))]
+        overall, per_style, cider_per_image, spice_note = score_split(evaluator, dataset, rows, captions)
+
+    settings = {
+        "checkpoint": os.path.abspath(args.path),
+        "data": os.path.abspath(task.cfg.data),
+        "split": args.split,
+        "num_samples": len(rows),
+        "generation": {**options.as_dict(), "batch_size": args.batch_size,
+                       "constraint_range": task.generation_constraint(), "patch_image_size": task.cfg.patch_image_size},
+        "device": str(captioner.device),
+    }
+    metrics = build_metrics(settings, overall, per_style, spice_note)
+    predictions = [
+        {"image_id": row["image_id"], "caption": caption, "style": row["style"], "uniq_id": row["uniq_id"]}
+        for row, caption in zip(rows, captions)
+    ]
+    gallery = render_gallery(
+        title=f"{os.path.basename(args.path)} on {args.split}",
+        subtitle=f"checkpoint {settings['checkpoint']} · data {settings['data']} · beam {options.beam}, "
+                 f"max_len_b {options.max_len_b}, no_repeat_ngram_size {options.no_repeat_ngram_size}",
+        entries=gallery_entries(dataset, captions, cider_per_image),
+        style_scores=metrics["per_style"], overall=overall, per_style_limit=args.gallery_per_style or None,
+    )
+    write_json_atomic(os.path.join(args.out, "predictions.json"), predictions)
+    write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
+    write_atomic(os.path.join(args.out, "gallery.html"), gallery)
+
+    print(f"{args.split}: {len(rows)} captions, {len(per_style)} styles "
+          "(x100; per-style scores use each style's references as the corpus)")
+    print(style_table(metrics))
+    if spice_note and spice_note != SPICE_NOT_REQUESTED:
+        print(spice_note)
+    for name in ("predictions.json", "metrics.json", "gallery.html"):
+        print(f"wrote {os.path.join(args.out, name)}")
+    if len(gallery) > LARGE_GALLERY_BYTES:
+        print(f"gallery.html is {len(gallery) / 1e6:.0f} MB; --gallery-per-style N shows only each style's N best and worst")
+    return 0

@@ -1,0 +1,57 @@
+"""Beam-search options of `ofa-sic evaluate` and `ofa-sic caption` (kept free of torch/fairseq imports,
+so that building the `ofa-sic` parser stays fast)."""
+import argparse
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class GenerationOptions:
+    """Beam-search settings; the defaults are OFA's caption evaluation settings."""
+
+    beam: int = 5
+    max_len_a: float = 0.0
+    max_len_b: int = 16
+    min_len: int = 1
+    no_repeat_ngram_size: int = 3
+    lenpen: float = 1.0
+    temperature: float = 1.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Checkpoint, folders, device and beam-search options shared by `ofa-sic evaluate` and `ofa-sic caption`."""
+    defaults = GenerationOptions()
+    add = parser.add_argument
+    add("--path", required=True, metavar="CKPT", help="style_caption checkpoint (e.g. checkpoint_best.pt)")
+    add("--data", metavar="DIR",
+        help="prepared data folder (styles.txt, split TSVs); default: the one stored in the checkpoint")
+    add("--bpe-dir", metavar="DIR",
+        help="folder with encoder.json, vocab.bpe, dict.txt; default: the one stored in the checkpoint")
+    add("--beam", type=int, default=defaults.beam, metavar="N", help=f"beam size (default: {defaults.beam})")
+    add("--max-len-a", type=float, default=defaults.max_len_a, metavar="A", help="see --max-len-b (default: 0)")
+    add("--max-len-b", type=int, default=defaults.max_len_b, metavar="B",
+        help=f"captions have at most A*prompt_length+B tokens (default: {defaults.max_len_b})")
+    add("--min-len", type=int, default=defaults.min_len, metavar="N",
+        help=f"shortest caption in tokens (default: {defaults.min_len})")
+    add("--no-repeat-ngram-size", type=int, default=defaults.no_repeat_ngram_size, metavar="N",
+        help=f"never repeat an n-gram of this size; 0 to allow (default: {defaults.no_repeat_ngram_size})")
+    add("--lenpen", type=float, default=defaults.lenpen, metavar="X",
+        help="length penalty: >1 favours longer captions (default: 1)")
+    add("--temperature", type=float, default=defaults.temperature, metavar="T", help="divide the logits by T (default: 1)")
+    add("--batch-size", type=int, default=16, metavar="N", help="captions generated at once (default: 16)")
+    add("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+
+
+def options_from_args(args: argparse.Namespace) -> GenerationOptions:
+    """GenerationOptions from parsed `add_generation_arguments` options (checked)."""
+    options = GenerationOptions(
+        beam=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len,
+        no_repeat_ngram_size=args.no_repeat_ngram_size, lenpen=args.lenpen, temperature=args.temperature,
+    )
+    if options.beam < 1 or args.batch_size < 1:
+        raise ValueError("--beam and --batch-size must be at least 1")
+    if options.temperature <= 0:
+        raise ValueError(f"--temperature must be positive, got {options.temperature}")
+    return options

@@ -1,0 +1,91 @@
+"""Caption with a trained style_caption checkpoint outside fairseq-generate (`ofa-sic evaluate`, `ofa-sic caption`).
+
+`Captioner(path, ...)` loads the checkpoint with fairseq (the task settings stored in it, with the data
+and BPE folders overridable), builds the task's generator with the given options and captions either
+dataset batches (`caption_batch`) or PIL images in given styles (`caption_images`). Captions are the
+decoded top beam, the same text as fairseq-generate's `D-` lines.
+"""
+import argparse
+import os
+from typing import List, Optional, Sequence
+
+import torch
+
+from ofa_sic.cli.generation_options import GenerationOptions
+
+
+class Captioner:
+    """A style_caption model, its task and a sequence generator, ready to caption."""
+
+    def __init__(self, path: str, options: GenerationOptions, data: Optional[str] = None,
+                 bpe_dir: Optional[str] = None, cpu: bool = False):
+        import ofa_sic  # noqa: F401  (registers the task and the model with fairseq)
+        from fairseq import checkpoint_utils
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint {path} not found")
+        for flag, folder in (("--data", data), ("--bpe-dir", bpe_dir)):
+            if folder is not None and not os.path.isdir(folder):
+                raise FileNotFoundError(f"{flag} {folder} is not a folder")
+        overrides = {"eval_cider": False}  # no validation scorer (it would read valid.tsv)
+        if data is not None:
+            overrides["data"] = data
+        if bpe_dir is not None:
+            overrides["bpe_dir"] = bpe_dir
+        try:
+            models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"{error} (the folder comes from the settings stored in {path}; "
+                              "pass --data DIR or --bpe-dir DIR to use another)") from None
+        self.path = path
+        self.task = task
+        self.options = options
+        self.device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
+        self.model = models[0].to(self.device).eval()
+        self.generator = task.build_generator([self.model], argparse.Namespace(**options.as_dict()))
+
+    @property
+    def styles(self):
+        """The checkpoint's StyleVocabulary (the task's styles.txt)."""
+        return self.task.styles
+
+    def caption_batch(self, sample: dict) -> List[str]:
+        """The top-beam caption of each row of a collated batch, in batch order."""
+        from fairseq import utils
+
+        if self.device.type == "cuda":
+            sample = utils.move_to_cuda(sample)
+        with torch.no_grad():
+            hypotheses = self.task.inference_step(self.generator, [self.model], sample)
+        return [self.task.decode(beams[0]["tokens"]) for beams in hypotheses]
+
+    def image_tensor(self, image) -> torch.Tensor:
+        """PIL image -> [3, S, S] with the checkpoint's patch size and normalisation."""
+        from ofa_sic.data.image_transform import CaptionImageTransform
+
+        cfg = self.task.cfg
+        return CaptionImageTransform(cfg.patch_image_size, cfg.imagenet_default_mean_and_std)(image)
+
+    def caption_images(self, images: Sequence, styles: Sequence[str], batch_size: int = 16) -> List[str]:
+        """Caption `images[i]` (PIL) in style `styles[i]` (names known to `self.styles`), `batch_size` at a time."""
+        from ofa_sic.data.text import collate_tokens
+
+        if len(images) != len(styles):
+            raise ValueError(f"{len(images)} images but {len(styles)} styles")
+        pad = self.task.dictionary.pad()
+        captions: List[str] = []
+        for start in range(0, len(images), batch_size):
+            sources = [self.task.prompt(style) for style in styles[start:start + batch_size]]
+            pixels = [self.image_tensor(image) for image in images[start:start + batch_size]]
+            src_tokens = collate_tokens(sources, pad)
+            sample = {
+                "id": torch.arange(start, start + len(sources)),
+                "net_input": {
+                    "src_tokens": src_tokens,
+                    "src_lengths": src_tokens.ne(pad).long().sum(dim=1),
+                    "patch_images": torch.stack(pixels),
+                    "patch_masks": torch.ones(len(sources), dtype=torch.bool),
+                },
+            }
+            captions.extend(self.caption_batch(sample))
+        return captions
