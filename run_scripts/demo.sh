@@ -1,55 +1,76 @@
 #!/usr/bin/env bash
 # The demo, end to end on a CPU: install, synthetic PCap-format data, prepare-pcap, stage-1 (CE)
-# training of ofa_demo, generation on the test split and COCO metrics. Everything goes under
-# $DEMO_DIR (default demo_out/); $DEMO_DIR/metrics.json holds the test metrics of each stage.
+# training of ofa_demo, stage-2 SCST from the stage-1 checkpoint, test metrics after each stage and
+# an evaluation report with a gallery. Everything goes under $DEMO_DIR (default demo_out/);
+# $DEMO_DIR/metrics.json holds the test metrics of each finished stage ("ce", "scst").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DEMO_DIR=${DEMO_DIR:-demo_out}
-EPOCHS=${EPOCHS:-8}
+EPOCHS=${EPOCHS:-4}
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
+SCST_UPDATES=${SCST_UPDATES:-40}
+SCST_LR=${SCST_LR:-1e-4}
+SCST_BATCH_SIZE=${SCST_BATCH_SIZE:-16}
 WORKERS=${WORKERS:-2}
 
 make install
 PATH="$ROOT/.venv/bin:$PATH"
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+DATA="$DEMO_DIR/data"
+BPE="$DEMO_DIR/raw/bpe"
+rm -f "$DEMO_DIR/metrics.json"
 
-echo "== 1/4 demo data (Personality-Captions layout) =="
+test_metrics() {  # test_metrics STAGE CHECKPOINT: generation on the test split, metrics into metrics.json
+  DATA="$DATA" BPE_DIR="$BPE" CKPT="$2" PATCH_IMAGE_SIZE=96 DEVICE_ARGS=--cpu BATCH_SIZE=32 \
+    bash run_scripts/evaluate.sh > "$DEMO_DIR/$1/evaluate.log"
+  ofa-sic score-generate --generate-output "$DEMO_DIR/$1/generate-test.txt" --data "$DATA" --split test \
+    --metrics "$DEMO_DIR/metrics.json" --stage "$1"
+}
+
+echo "== 1/5 demo data in Personality-Captions' layout, converted with prepare-pcap =="
 ofa-sic demo-data --out "$DEMO_DIR/raw"
 ofa-sic prepare-pcap --pcap-dir "$DEMO_DIR/raw/personality_captions" --image-dir "$DEMO_DIR/raw/yfcc_images" \
-  --out "$DEMO_DIR/data" --image-size 96 --workers "$WORKERS"
+  --out "$DATA" --image-size 96 --workers "$WORKERS"
 
-echo "== 2/4 stage 1: cross-entropy training of ofa_demo =="
-DATA="$DEMO_DIR/data" BPE_DIR="$DEMO_DIR/raw/bpe" SAVE_DIR="$DEMO_DIR/ce" ARCH=ofa_demo RESTORE_FILE= \
+echo "== 2/5 stage 1: cross-entropy training of ofa_demo ($EPOCHS epochs) =="
+mkdir -p "$DEMO_DIR/ce"
+DATA="$DATA" BPE_DIR="$BPE" SAVE_DIR="$DEMO_DIR/ce" ARCH=ofa_demo RESTORE_FILE= \
   PATCH_IMAGE_SIZE=96 MAX_EPOCH="$EPOCHS" BATCH_SIZE="$BATCH_SIZE" UPDATE_FREQ=1 LR="$LR" \
   LABEL_SMOOTHING=0.1 DROP_WORST_RATIO=0 DROPOUT=0.0 DROP_PATH_RATE=0.0 WEIGHT_DECAY=0.01 \
   FREEZE_EMBEDDINGS=0 NUM_WORKERS="$WORKERS" SAVE_INTERVAL_UPDATES=0 DEVICE_ARGS=--cpu \
-  EVAL_ARGS='{"beam":3,"max_len_b":20,"no_repeat_ngram_size":3}' \
-  bash run_scripts/train_caption.sh 2>&1 | tee "$DEMO_DIR/ce/train.log" | grep -E "valid on|end of epoch|done training" || true
-test -f "$DEMO_DIR/ce/checkpoint_best.pt"
+  EVAL_ARGS='{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}' \
+  bash run_scripts/train_caption.sh > "$DEMO_DIR/ce/train.log" 2>&1 \
+  || { tail -n 30 "$DEMO_DIR/ce/train.log" >&2; exit 1; }
+grep -E "valid on 'valid'" "$DEMO_DIR/ce/train.log" | sed -E 's/.*\| (epoch [0-9]+) \|.*\| cider ([0-9.]+) \|.*/  \1: valid CIDEr-D (x1) \2/'
+test_metrics ce "$DEMO_DIR/ce/checkpoint_best.pt"
 
-echo "== 3/4 generation on the test split =="
-fairseq-generate "$DEMO_DIR/data" --user-dir "$ROOT/ofa_sic" --task style_caption --bpe-dir "$DEMO_DIR/raw/bpe" \
-  --patch-image-size 96 --path "$DEMO_DIR/ce/checkpoint_best.pt" --gen-subset test --beam 5 --max-len-b 16 \
-  --no-repeat-ngram-size 3 --batch-size 32 --cpu > "$DEMO_DIR/ce/generate-test.txt" 2> "$DEMO_DIR/ce/generate-test.log"
+echo "== 3/5 stage 2: SCST on CIDEr-D from the stage-1 checkpoint ($SCST_UPDATES updates) =="
+mkdir -p "$DEMO_DIR/scst"
+DEMO_DIR="$DEMO_DIR" SAVE_DIR="$DEMO_DIR/scst" MAX_UPDATE="$SCST_UPDATES" LR="$SCST_LR" \
+  BATCH_SIZE="$SCST_BATCH_SIZE" UPDATE_FREQ=1 NUM_WORKERS="$WORKERS" \
+  bash run_scripts/scst.sh > "$DEMO_DIR/scst/train.log" 2>&1 \
+  || { tail -n 30 "$DEMO_DIR/scst/train.log" >&2; exit 1; }
+grep -E "\| train \|" "$DEMO_DIR/scst/train.log" | sed -E 's/.*\| score ([0-9.]+) \|.*(share_generate [0-9.]+ \| share_reward [0-9.]+ \| share_forward [0-9.]+).*/  train: mean hypothesis CIDEr-D (x1) \1; time \2/'
+test_metrics scst "$DEMO_DIR/scst/checkpoint_best.pt"
 
-echo "== 4/4 metrics =="
-ofa-sic score-generate --generate-output "$DEMO_DIR/ce/generate-test.txt" --data "$DEMO_DIR/data" --split test \
-  --metrics "$DEMO_DIR/metrics.json" --stage ce
+echo "== 4/5 evaluation report of the SCST model (per style, gallery) =="
+ofa-sic evaluate --path "$DEMO_DIR/scst/checkpoint_best.pt" --data "$DATA" --bpe-dir "$BPE" --split test \
+  --out "$DEMO_DIR/scst/eval" --batch-size 32 --cpu
+
+echo "== 5/5 an example caption per style (SCST model, test split) =="
 python - "$DEMO_DIR" <<'PY'
-import sys
-from ofa_sic.cli.score_generate import read_hypotheses, read_references
+import json, sys
 demo = sys.argv[1]
-hyps = read_hypotheses(f"{demo}/ce/generate-test.txt")
-styles = {}
-with open(f"{demo}/data/test.tsv") as f:
-    for i, line in enumerate(l for l in f if l.strip()):
-        style = line.split("\t")[2]
-        styles.setdefault(style, i)
-for style, i in styles.items():
-    print(f"  {style:>14}: {hyps[i]}")
+shown = set()
+for p in json.load(open(f"{demo}/scst/eval/predictions.json")):
+    if p["style"] not in shown:
+        shown.add(p["style"])
+        print(f"  {p['style']:>14}: {p['caption']}")
+metrics = json.load(open(f"{demo}/metrics.json"))
+print("test CIDEr (x100): " + ", ".join(f"{stage} {m['CIDEr']:.1f}" for stage, m in metrics.items()))
 PY
-echo "results: $DEMO_DIR/metrics.json (test metrics per stage), captions: $DEMO_DIR/ce/generate-test.txt"
+echo "results: $DEMO_DIR/metrics.json (test metrics per stage), gallery: $DEMO_DIR/scst/eval/gallery.html"

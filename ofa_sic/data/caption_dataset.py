@@ -23,6 +23,14 @@ from ofa_sic.data.tsv_reader import IndexedTSV
 COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
 
 
+def epoch_order(length: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    """Indices 0..length-1: a permutation fixed by (seed, epoch) when shuffling, else in order."""
+    if not shuffle:
+        return np.arange(length, dtype=np.int64)
+    with data_utils.numpy_seed(seed, epoch):
+        return np.random.permutation(length).astype(np.int64)
+
+
 class StyleCaptionDataset(FairseqDataset):
     def __init__(
         self,
@@ -120,10 +128,7 @@ class StyleCaptionDataset(FairseqDataset):
 
     def ordered_indices(self) -> np.ndarray:
         """A fresh permutation per (seed, epoch) for training, file order otherwise."""
-        if not self.shuffle:
-            return np.arange(len(self), dtype=np.int64)
-        with data_utils.numpy_seed(self.seed, self.epoch):
-            return np.random.permutation(len(self)).astype(np.int64)
+        return epoch_order(len(self), self.shuffle, self.seed, self.epoch)
 
     @property
     def supports_prefetch(self) -> bool:

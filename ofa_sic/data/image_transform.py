@@ -35,11 +35,11 @@ class CaptionImageTransform:
     def __init__(self, size: int, imagenet_mean_and_std: bool = False):
         self.size = size
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if imagenet_mean_and_std else (HALF, HALF)
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
+        # (x / 255 - mean) / std == x * scale + shift, per channel
+        self.scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float32))).reshape(3, 1, 1)
+        self.shift = (-np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)).reshape(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = image.convert("RGB").resize((self.size, self.size), Image.BICUBIC)
-        array = np.asarray(image, dtype=np.float32) / 255.0  # [S, S, 3]
-        tensor = torch.from_numpy(array).permute(2, 0, 1)
-        return (tensor - self.mean) / self.std
+        array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1)  # [3, S, S], 0..255
+        return torch.from_numpy(np.ascontiguousarray(array * self.scale + self.shift))

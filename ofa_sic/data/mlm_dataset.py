@@ -20,11 +20,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset, data_utils
+from fairseq.data import FairseqDataset
 
-from ofa_sic.data.caption_dataset import StyleCaptionDataset
+from ofa_sic.data.caption_dataset import StyleCaptionDataset, epoch_order
 from ofa_sic.data.image_transform import ImageDecodeError, decode_base64_image
-from ofa_sic.data.prompts import STYLE_FORMATS
+from ofa_sic.data.prompts import STYLE_FORMATS, check_style_tokens
 from ofa_sic.data.styles import StyleVocabulary, style_token
 from ofa_sic.data.text import TextCodec
 from ofa_sic.data.whole_word_mask import WholeWordMasker
@@ -56,12 +56,7 @@ class MLMPrompt:
         dictionary = codec.dictionary
         self.bos, self.eos = dictionary.bos(), dictionary.eos()
         if style_format == "token":
-            missing = [style_token(i) for i in range(len(styles)) if dictionary.index(style_token(i)) == dictionary.unk()]
-            if missing:
-                raise ValueError(
-                    f"{len(styles)} styles need tokens up to {missing[-1]}, but the dictionary has fewer "
-                    "<code_i> symbols: raise --code-dict-size"
-                )
+            check_style_tokens(dictionary, styles)
         # Each side of {text}: a list of literal strings and None (the style), in order.
         self._sides: Tuple[List[Optional[str]], List[Optional[str]]] = ([], [])
         side = self._sides[0]
@@ -243,10 +238,7 @@ class CaptionMLMDataset(FairseqDataset):
 
     def ordered_indices(self) -> np.ndarray:
         """A fresh permutation of all indices per (seed, epoch) when base shuffles, else index order."""
-        if not self.base.shuffle:
-            return np.arange(len(self), dtype=np.int64)
-        with data_utils.numpy_seed(self.seed, self.epoch):
-            return np.random.permutation(len(self)).astype(np.int64)
+        return epoch_order(len(self), self.base.shuffle, self.seed, self.epoch)
 
     @property
     def supports_prefetch(self) -> bool:

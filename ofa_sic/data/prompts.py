@@ -14,6 +14,16 @@ from ofa_sic.data.text import TextCodec
 STYLE_FORMATS = ("token", "text")
 
 
+def check_style_tokens(dictionary, styles: StyleVocabulary):
+    """Raise unless the dictionary has a `<code_i>` symbol for every style."""
+    missing = [style_token(i) for i in range(len(styles)) if dictionary.index(style_token(i)) == dictionary.unk()]
+    if missing:
+        raise ValueError(
+            f"{len(styles)} styles need tokens up to {missing[-1]}, but the dictionary has fewer "
+            "<code_i> symbols: raise --code-dict-size"
+        )
+
+
 class StylePrompt:
     def __init__(self, template: str, style_format: str, styles: StyleVocabulary, codec: TextCodec):
         if template.count("{}") != 1:
@@ -27,12 +37,7 @@ class StylePrompt:
         dictionary = codec.dictionary
         self.bos, self.eos = dictionary.bos(), dictionary.eos()
         if style_format == "token":
-            missing = [style_token(i) for i in range(len(styles)) if dictionary.index(style_token(i)) == dictionary.unk()]
-            if missing:
-                raise ValueError(
-                    f"{len(styles)} styles need tokens up to {missing[-1]}, but the dictionary has fewer "
-                    "<code_i> symbols: raise --code-dict-size"
-                )
+            check_style_tokens(dictionary, styles)
             prefix, suffix = template.split("{}")
             self._prefix = codec.encode(prefix.rstrip(" "))
             self._suffix = codec.encode(suffix)
