@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt setup.py Makefile
 	$(BIN)/pip install --upgrade pip setuptools wheel
 	$(BIN)/pip install torch==$(TORCH_VERSION)
 	$(BIN)/pip install -r requirements.txt
-	$(BIN)/pip show fairseq >/dev/null 2>&1 || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
+	$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch, fairseq, ofa_sic; print('torch', torch.__version__, 'fairseq', fairseq.__version__)"
 	@! $(BIN)/pip show torchvision torchaudio 2>/dev/null | grep -q Name || (echo "torchvision/torchaudio must not be installed" && exit 1)
