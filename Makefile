@@ -17,6 +17,9 @@ $(VENV)/.installed: requirements.txt setup.py Makefile
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	# fairseq resolves a relative --user-dir against site-packages too: with this link,
+	# `fairseq-train --user-dir ofa_sic` works from any folder, as after a regular install.
+	ln -sfn "$(CURDIR)/ofa_sic" "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ofa_sic"
 	$(BIN)/python -c "import torch, fairseq, ofa_sic; print('torch', torch.__version__, 'fairseq', fairseq.__version__)"
 	@! $(BIN)/pip show torchvision torchaudio 2>/dev/null | grep -q Name || (echo "torchvision/torchaudio must not be installed" && exit 1)
 	touch $@

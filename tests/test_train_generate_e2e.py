@@ -1,5 +1,10 @@
 """End to end through the real `fairseq-train` and `fairseq-generate` on the tiny demo arch."""
 import re
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
 
 import torch
 
@@ -64,3 +69,13 @@ def test_restore_from_ofa_format_checkpoint_with_resets(demo_data, tmp_path):
     log = result.stdout + result.stderr
     assert "Loaded checkpoint" in log and "num_updates 2" in log
     assert "growing encoder.embed_tokens.weight" in log  # the demo dictionary is larger than the fixture's
+
+
+def test_relative_user_dir_works_outside_the_repository(tmp_path):
+    """After `make install`, `--user-dir ofa_sic` resolves from any folder (fairseq also looks in site-packages)."""
+    if not (Path(sysconfig.get_paths()["purelib"]) / "ofa_sic").exists():
+        pytest.skip("ofa_sic is not installed into site-packages (install with `make install`)")
+    code = ("import argparse; from fairseq import utils; from fairseq.tasks import TASK_REGISTRY; "
+            "utils.import_user_module(argparse.Namespace(user_dir='ofa_sic')); print('style_caption' in TASK_REGISTRY)")
+    result = run_command([sys.executable, "-c", code], cwd=tmp_path)
+    assert result.stdout.strip().endswith("True")
