@@ -13,6 +13,7 @@ DEMO_DIR=${DEMO_DIR:-demo_out}
 OUT=${OUT:-$DEMO_DIR/ablation_mlm}
 UPDATES=${UPDATES:-252}
 SEED=${SEED:-1}
+RUNS=${RUNS:-no_mlm mlm}  # which of the two runs to make (both by default, in parallel)
 
 run() {  # run NAME EXTRA_ARGS...
   local name=$1; shift
@@ -28,14 +29,17 @@ run() {  # run NAME EXTRA_ARGS...
   done
 }
 
-run no_mlm &
-run mlm --mlm-ratio 1 --mlm-weight 1 &
+[[ " $RUNS " == *" no_mlm "* ]] && run no_mlm &
+[[ " $RUNS " == *" mlm "* ]] && run mlm --mlm-ratio 1 --mlm-weight 1 &
 wait
 python - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
 summary = {}
+import os
 for name in ("no_mlm", "mlm"):
+    if not os.path.exists(f"{out}/{name}/eval-test/metrics.json"):
+        continue
     for split in ("valid", "test"):
         metrics = json.load(open(f"{out}/{name}/eval-{split}/metrics.json"))
         summary.setdefault(name, {})[split] = {
