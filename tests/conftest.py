@@ -23,6 +23,22 @@ def demo_data(tmp_path_factory):
     return {"raw": root / "raw", "data": root / "data", "bpe": root / "raw" / "bpe"}
 
 
+@pytest.fixture(scope="session")
+def ref():
+    """The golden OFA-main fixture (ofa_reference.pt)."""
+    from ofa_reference import load_reference
+
+    return load_reference()
+
+
+@pytest.fixture(scope="session")
+def model(ref):
+    """The fixture's model with its weights, in eval mode (tests must not change it)."""
+    from ofa_reference import build_reference_model
+
+    return build_reference_model(ref)
+
+
 def fairseq_command(name: str) -> str:
     """Path of a fairseq console script installed next to this Python."""
     return str(Path(sys.executable).parent / name)

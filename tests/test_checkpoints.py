@@ -6,13 +6,8 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from ofa_reference import build_reference_model, float32_state, load_reference
+from ofa_reference import build_reference_model, float32_state
 from ofa_sic.checkpoints import TRUST_ENV, UntrustedCheckpointError
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return load_reference()
 
 
 def ofa_format_checkpoint(ref, **extra):

@@ -2,19 +2,9 @@
 import pytest
 import torch
 
-from ofa_reference import build_reference_model, dictionary_from_symbols, load_reference
+from ofa_reference import build_reference_model, dictionary_from_symbols
 from ofa_sic.generation import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.ngram_block import NGramRepeatBlocker
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return load_reference()
-
-
-@pytest.fixture(scope="module")
-def model(ref):
-    return build_reference_model(ref)
 
 
 def net_input(ref):

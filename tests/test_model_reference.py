@@ -5,22 +5,11 @@ import pytest
 import torch
 from fairseq.data import Dictionary
 
-from ofa_reference import (build_model, build_reference_model, dictionary_from_symbols, float32_state,
-                           load_reference, reference_path)
+from ofa_reference import build_model, build_reference_model, dictionary_from_symbols, float32_state, reference_path
 from ofa_sic.models.ofa import CheckpointMismatchError
 from ofa_sic.models.position import make_image_bucket_position, make_token_bucket_position
 
 CAPTION_FLAGS = dict(scale_attn=True, scale_fc=True, scale_heads=True, disable_entangle=True)
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return load_reference()
-
-
-@pytest.fixture(scope="module")
-def model(ref):
-    return build_reference_model(ref)
 
 
 def ofa_dictionary(code_dict_size=8192, num_bins=1000, bpe_size=50260) -> Dictionary:
