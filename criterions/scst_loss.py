@@ -11,7 +11,6 @@ mode over the hypotheses. Logged: `score` (mean CIDEr-D of the hypotheses), `adv
 |advantage|), and the shares of time spent in generation, reward and forward/backward.
 """
 import json
-import string
 import time
 from argparse import Namespace
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
+from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
 from ofa_sic.generation.generator import mask_outside_range, parse_constraint_range
 from ofa_sic.metrics.cider_d import CiderD
 
 BASELINES = ChoiceEnum(["loo", "greedy", "mean"])
-PUNCTUATION_TABLE = str.maketrans({c: None for c in string.punctuation})
 
 
 @dataclass
@@ -94,7 +93,7 @@ class ScstRewardCriterion(FairseqCriterion):
     def references(self, sample) -> List[List[str]]:
         """Reference captions per image, decoded from the `&&`-joined targets."""
         pad = self.padding_idx
-        return [self.task.decode(row[row.ne(pad)]).split("&&") for row in sample["target"]]
+        return [self.task.decode(row[row.ne(pad)]).split(REFERENCE_SEPARATOR) for row in sample["target"]]
 
     def generate(self, model, sample, generator):
         """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K."""

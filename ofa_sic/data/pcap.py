@@ -36,7 +36,6 @@ import json
 import multiprocessing
 import os
 import re
-import string
 import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -45,11 +44,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
+from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
 
 SPLIT_FILES = {"train": ("train.json",), "valid": ("val.json", "valid.json"), "test": ("test.json",)}
 SKIP_REASONS = ("missing_field", "bad_image_hash", "empty_comment", "junk_comment", "missing_image", "corrupt_image")
 JPEG_QUALITY = 95
-REFERENCE_SEPARATOR = "&&"
 DF_FILE = "train-words.p"
 EXAMPLES_PER_REASON = 5
 
@@ -58,7 +57,6 @@ EXAMPLES_PER_REASON = 5
 _JUNK_GENERIC = re.compile(r"\[[A-Z][A-Z_ ]{2,}\]")
 _KNOWN_MARKER = re.compile(r"\[(?:disconnect|timeout|returned)\]", re.IGNORECASE)
 _AMPERSANDS = re.compile(r"&{2,}|^&|&$")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 class PcapError(ValueError):
@@ -96,7 +94,7 @@ def is_empty(text: str) -> bool:
 
 def df_reference(caption: str) -> str:
     """Return a caption as the CIDEr-D document frequencies see it: lower case, no ASCII punctuation."""
-    return " ".join(caption.lower().translate(_PUNCTUATION).split())
+    return " ".join(caption.lower().translate(PUNCTUATION_TABLE).split())
 
 
 # ----------------------------------------------------------------------------------------------------

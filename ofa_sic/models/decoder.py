@@ -17,7 +17,7 @@ from fairseq.models import FairseqIncrementalDecoder
 from fairseq.modules import LayerNorm
 from torch import Tensor
 
-from ofa_sic.models.encoder import Embedding, absolute_position_bias, relative_tables
+from ofa_sic.models.encoder import Embedding, absolute_position_bias, relative_bias, relative_tables
 from ofa_sic.models.layers import TransformerDecoderLayer
 from ofa_sic.models.position import image_position_ids, make_image_bucket_position, make_token_bucket_position
 
@@ -81,8 +81,7 @@ class OFADecoder(FairseqIncrementalDecoder):
 
     def token_relative_bias(self, length: int, layer: int) -> Tensor:
         """[H, length, length] relative bias of the target prefix for one layer."""
-        buckets = self.token_rp_bucket[:length, :length]
-        return F.embedding(buckets, self.token_rel_pos_table_list[layer].weight).permute(2, 0, 1)
+        return relative_bias(self.token_rp_bucket[:length, :length], self.token_rel_pos_table_list[layer])
 
     def future_mask(self, length: int, like: Tensor) -> Tensor:
         """[length, length] additive causal mask (-inf above the diagonal)."""

@@ -34,6 +34,11 @@ def relative_tables(num_layers: int, num_buckets: int, num_heads: int) -> nn.Mod
     return nn.ModuleList([Embedding(num_buckets, num_heads) for _ in range(num_layers)])
 
 
+def relative_bias(buckets: Tensor, table: nn.Embedding) -> Tensor:
+    """Per-head bias of relative-position `buckets` [Q, K] from a [num_buckets, H] table: [H, Q, K]."""
+    return F.embedding(buckets, table.weight).permute(2, 0, 1)
+
+
 def absolute_position_bias(q_linear: nn.Linear, k_linear: nn.Linear, query_pos: Tensor, key_pos: Tensor,
                            num_heads: int, scaling: float) -> Tensor:
     """(q_linear(query_pos) * scaling) @ k_linear(key_pos)^T per head.
@@ -122,13 +127,12 @@ class OFAEncoder(FairseqEncoder):
 
     def token_relative_bias(self, length: int, layer: int) -> Tensor:
         """Relative bias of `length` tokens for one layer: [H, length, length]."""
-        buckets = self.token_rp_bucket[:length, :length]
-        return F.embedding(buckets, self.token_rel_pos_table_list[layer].weight).permute(2, 0, 1)
+        return relative_bias(self.token_rp_bucket[:length, :length], self.token_rel_pos_table_list[layer])
 
     def image_relative_bias(self, position_ids: Tensor, layer: int) -> Tensor:
         """Relative bias between patches with ids position_ids [P]: [H, P, P]."""
         buckets = self.image_rp_bucket[position_ids][:, position_ids]
-        return F.embedding(buckets, self.image_rel_pos_table_list[layer].weight).permute(2, 0, 1)
+        return relative_bias(buckets, self.image_rel_pos_table_list[layer])
 
     def forward(
         self,
