@@ -5,6 +5,7 @@ task, the `ofa_polynomial_decay` LR scheduler and (from the top-level `criterion
 criteria.
 """
 import ofa_sic.checkpoints  # noqa: F401  (safe checkpoint loading under torch >= 2.6)
+import ofa_sic.crash_safe_training  # noqa: F401  (atomic checkpoint saves, checks on resume)
 import ofa_sic.lr_scheduler  # noqa: F401
 import ofa_sic.models  # noqa: F401
 import ofa_sic.tasks  # noqa: F401

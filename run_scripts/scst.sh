@@ -33,7 +33,7 @@ NUM_WORKERS=${NUM_WORKERS:-2}
 DEVICE_ARGS=${DEVICE_ARGS:---cpu}
 FREEZE_RESNET=${FREEZE_RESNET:-1}
 
-if [ ! -f "$RESTORE_FILE" ]; then
+if [ ! -f "$RESTORE_FILE" ] && [ ! -f "$SAVE_DIR/checkpoint_last.pt" ]; then
   echo "stage-1 checkpoint $RESTORE_FILE not found: run stage 1 first or set RESTORE_FILE" >&2; exit 2
 fi
 if [ ! -f "$CIDER_DF" ]; then
@@ -41,14 +41,15 @@ if [ ! -f "$CIDER_DF" ]; then
        "build them with: ofa-sic cider-df --tsv $DATA/train.tsv --out $CIDER_DF" >&2; exit 2
 fi
 
-args=()
+# Resume: fairseq loads $SAVE_DIR/checkpoint_last.pt when it exists (a rerun continues where a crash
+# stopped); only without it does it start from RESTORE_FILE, with optimizer, schedule and meters reset.
+args=(--finetune-from-model "$RESTORE_FILE")
 [ "$FREEZE_RESNET" = 1 ] && args+=(--freeze-resnet)
 [ "$MAX_UPDATE" -gt 0 ] && args+=(--max-update "$MAX_UPDATE")
 
 mkdir -p "$SAVE_DIR"
 exec "${FAIRSEQ_TRAIN:-fairseq-train}" "$DATA" --user-dir "$ROOT/ofa_sic" --task style_caption --arch "$ARCH" \
   --bpe-dir "$BPE_DIR" --patch-image-size "$PATCH_IMAGE_SIZE" \
-  --restore-file "$RESTORE_FILE" --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \
   --encoder-normalize-before --decoder-normalize-before --share-decoder-input-output-embed --share-all-embeddings \
   --layernorm-embedding --patch-layernorm-embedding --code-layernorm-embedding --add-type-embedding \
   --scale-attn --scale-fc --scale-heads --disable-entangle \

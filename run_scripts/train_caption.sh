@@ -36,7 +36,9 @@ EVAL_ARGS=${EVAL_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
 DEVICE_ARGS=${DEVICE_ARGS:-}
 
 args=()
-[ -n "$RESTORE_FILE" ] && args+=(--restore-file "$RESTORE_FILE" --reset-optimizer --reset-dataloader --reset-meters)
+# Resume: fairseq loads $SAVE_DIR/checkpoint_last.pt when it exists (a rerun continues where a crash
+# stopped); only without it does it start from RESTORE_FILE, with optimizer, schedule and meters reset.
+[ -n "$RESTORE_FILE" ] && args+=(--finetune-from-model "$RESTORE_FILE")
 [ "$FREEZE_EMBEDDINGS" = 1 ] && args+=(--freeze-encoder-embedding --freeze-decoder-embedding)
 [ "$SAVE_INTERVAL_UPDATES" -gt 0 ] && args+=(--save-interval-updates "$SAVE_INTERVAL_UPDATES"
   --validate-interval-updates "$SAVE_INTERVAL_UPDATES" --keep-interval-updates "$KEEP_INTERVAL_UPDATES")
