@@ -59,7 +59,7 @@ test_metrics scst "$DEMO_DIR/scst/checkpoint_best.pt"
 
 echo "== 4/5 evaluation report of the SCST model (per style, gallery) =="
 ofa-sic evaluate --path "$DEMO_DIR/scst/checkpoint_best.pt" --data "$DATA" --bpe-dir "$BPE" --split test \
-  --out "$DEMO_DIR/scst/eval" --batch-size 32 --cpu
+  --out "$DEMO_DIR/scst/eval" --overwrite --batch-size 32 --cpu
 
 echo "== 5/5 an example caption per style (SCST model, test split) =="
 python - "$DEMO_DIR" <<'PY'

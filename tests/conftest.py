@@ -51,3 +51,31 @@ def run_command(args, cwd=None, timeout=600, env=None):
     if result.returncode != 0:
         pytest.fail(f"{args[0]} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def train_script_env(demo_data, save_dir, restore_file="", fairseq_train=None) -> dict:
+    """Environment variables (to add to os.environ) for run_scripts/train_caption.sh on the demo data: ofa_demo,
+    CPU, batch 16, validated (CIDEr, beam 2) and saved every 2 updates."""
+    env = dict(
+        DATA=str(demo_data["data"]), BPE_DIR=str(demo_data["bpe"]),
+        ARCH="ofa_demo", RESTORE_FILE=str(restore_file), SAVE_DIR=str(save_dir), PATCH_IMAGE_SIZE="96",
+        DEVICE_ARGS="--cpu", BATCH_SIZE="16", LR="1e-3", FREEZE_EMBEDDINGS="0", NUM_WORKERS="0",
+        SAVE_INTERVAL_UPDATES="2", KEEP_INTERVAL_UPDATES="1", DROP_WORST_RATIO="0", DROPOUT="0.0",
+        DROP_PATH_RATE="0.0", EVAL_ARGS='{"beam":2,"max_len_b":8,"no_repeat_ngram_size":3}',
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    if fairseq_train:
+        env["FAIRSEQ_TRAIN"] = str(fairseq_train)
+    return env
+
+
+def train_script_command(max_update: int) -> list:
+    return ["bash", str(REPO_ROOT / "run_scripts" / "train_caption.sh"), "--max-update", str(max_update), "--seed", "3"]
+
+
+@pytest.fixture(scope="session")
+def stage1_checkpoint(demo_data, tmp_path_factory):
+    """checkpoint_last.pt of a 2-update run of run_scripts/train_caption.sh on the demo data (a "pretrained" file)."""
+    save_dir = tmp_path_factory.mktemp("stage1")
+    run_command(train_script_command(2), env=train_script_env(demo_data, save_dir))
+    return save_dir / "checkpoint_last.pt"

@@ -22,8 +22,8 @@ def reference_path(name: str) -> Path:
 
 
 def load_reference() -> dict:
-    """The fixture is trusted project data (plain tensors, dicts and lists)."""
-    return torch.load(reference_path("ofa_reference.pt"), weights_only=False)
+    """The fixture: plain tensors, dicts and lists (loaded with weights_only=True, like every file the project reads)."""
+    return torch.load(reference_path("ofa_reference.pt"), weights_only=True)
 
 
 def dictionary_from_symbols(symbols) -> Dictionary:

@@ -11,33 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, train_script_command, train_script_env
 
 MAX_UPDATE = 6  # 96 demo rows / batch 16: one epoch; validated and saved every 2 updates
 VALID_SCORE = re.compile(r"valid on 'valid' subset .*?\| cider ([0-9.]+)")
 
 
-def script_env(demo_data, save_dir, restore_file="", fairseq_train=None):
-    env = dict(
-        os.environ, PYTHONWARNINGS="ignore", DATA=str(demo_data["data"]), BPE_DIR=str(demo_data["bpe"]),
-        ARCH="ofa_demo", RESTORE_FILE=str(restore_file), SAVE_DIR=str(save_dir), PATCH_IMAGE_SIZE="96",
-        DEVICE_ARGS="--cpu", BATCH_SIZE="16", LR="1e-3", FREEZE_EMBEDDINGS="0", NUM_WORKERS="0",
-        SAVE_INTERVAL_UPDATES="2", KEEP_INTERVAL_UPDATES="1", DROP_WORST_RATIO="0", DROPOUT="0.0",
-        DROP_PATH_RATE="0.0", EVAL_ARGS='{"beam":2,"max_len_b":8,"no_repeat_ngram_size":3}',
-        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    )
-    if fairseq_train:
-        env["FAIRSEQ_TRAIN"] = fairseq_train
-    return env
-
-
-def train_script(env, max_update):
-    return ["bash", REPO_ROOT / "run_scripts" / "train_caption.sh", "--max-update", str(max_update), "--seed", "3"]
-
-
 def run_script(env, max_update, check=True):
-    result = subprocess.run([str(a) for a in train_script(env, max_update)], capture_output=True, text=True,
-                            env=env, timeout=600)
+    result = subprocess.run([str(a) for a in train_script_command(max_update)], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore", **env), timeout=600)
     if check and result.returncode != 0:
         pytest.fail(f"train_caption.sh failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -47,8 +29,8 @@ def run_until_file_appears(env, max_update, path: Path) -> str:
     """Start the script and SIGKILL it the moment `path` exists (fairseq then copies it to best/last)."""
     log = path.parent.parent / f"killed-{path.name}.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([str(a) for a in train_script(env, max_update)], stdout=out, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
+        process = subprocess.Popen([str(a) for a in train_script_command(max_update)], stdout=out, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, **env), start_new_session=True)
         deadline = time.time() + 600
         while not path.exists() and process.poll() is None and time.time() < deadline:
             time.sleep(0.005)
@@ -64,23 +46,15 @@ def num_updates(checkpoint: Path) -> int:
     return state["optimizer_history"][-1]["num_updates"]
 
 
-@pytest.fixture(scope="module")
-def stage1_checkpoint(demo_data, tmp_path_factory):
-    """A 2-update stage-1 checkpoint of ofa_demo, the "pretrained" file the recipe starts from."""
-    save_dir = tmp_path_factory.mktemp("stage1")
-    run_script(script_env(demo_data, save_dir), 2)
-    return save_dir / "checkpoint_last.pt"
-
-
 def test_killed_runs_resume_to_the_planned_updates_and_keep_the_best(demo_data, stage1_checkpoint, tmp_path):
     save_dir = tmp_path / "ft"
-    env = script_env(demo_data, save_dir, restore_file=stage1_checkpoint)
+    env = train_script_env(demo_data, save_dir, restore_file=stage1_checkpoint)
     logs = [run_until_file_appears(env, MAX_UPDATE, save_dir / "checkpoint_1_4.pt")]  # killed right after update 4 saved
 
     killer = tmp_path / "fairseq-train-killed-in-second-save"
     killer.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO_ROOT / "tests" / "kill_during_save.py"} checkpoint_last.pt 1 "$@"\n')
     killer.chmod(0o755)
-    killed = run_script(script_env(demo_data, save_dir, stage1_checkpoint, fairseq_train=str(killer)), MAX_UPDATE, check=False)
+    killed = run_script(train_script_env(demo_data, save_dir, stage1_checkpoint, fairseq_train=killer), MAX_UPDATE, check=False)
     logs.append(killed.stdout + killed.stderr)
     assert killed.returncode == -signal.SIGKILL or killed.returncode == 128 + signal.SIGKILL, logs[-1][-3000:]
     assert "Loaded checkpoint" in logs[-1] and str(save_dir / "checkpoint_last.pt") in logs[-1], logs[-1][-3000:]
@@ -106,7 +80,7 @@ def test_rerun_from_pretrained_never_replaces_a_better_best(demo_data, stage1_ch
     save_dir.mkdir()
     best = torch.load(stage1_checkpoint, map_location="cpu", weights_only=True)
     torch.save(dict(best, extra_state=dict(best["extra_state"], val_loss=99.0)), save_dir / "checkpoint_best.pt")
-    result = run_script(script_env(demo_data, save_dir, restore_file=stage1_checkpoint), 2)
+    result = run_script(train_script_env(demo_data, save_dir, restore_file=stage1_checkpoint), 2)
     log = result.stdout + result.stderr
     assert f"loading pretrained model from {stage1_checkpoint}" in log, log[-3000:]
     assert "holds cider 99.0: only a better model replaces it" in log, log[-3000:]
@@ -123,7 +97,7 @@ def test_broken_checkpoint_last_is_named_with_the_intact_one(demo_data, stage1_c
     intact.write_bytes(stage1_checkpoint.read_bytes())
     data = stage1_checkpoint.read_bytes()
     (save_dir / "checkpoint_last.pt").write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
-    result = run_script(script_env(demo_data, save_dir, restore_file=stage1_checkpoint), 4, check=False)
+    result = run_script(train_script_env(demo_data, save_dir, restore_file=stage1_checkpoint), 4, check=False)
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()
     text = "\n".join(message[-6:])

@@ -23,16 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_image(path: str):
-    """The image at `path`, fully decoded, as RGB; ValueError naming the file if Pillow cannot read it."""
-    from PIL import Image
+    """The image at `path`, decoded upright as RGB (`ofa_sic.data.images.decode_image`); errors name the file."""
+    from ofa_sic.data.images import ImageDecodeError, decode_image
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
+        return decode_image(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such image file") from None
-    except Exception as error:  # Pillow raises many types for bad bytes
+    except (ImageDecodeError, OSError) as error:
         raise ValueError(f"{path}: not an image Pillow can read ({error})") from None
 
 

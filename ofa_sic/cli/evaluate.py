@@ -14,6 +14,7 @@ import os
 import sys
 
 LARGE_GALLERY_BYTES = 50_000_000
+OUTPUT_FILES = ("predictions.json", "metrics.json", "gallery.html")
 
 HELP = "caption a split with a checkpoint; write predictions.json, metrics.json (per style) and gallery.html"
 
@@ -24,10 +25,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_generation_arguments(parser)
     parser.add_argument("--split", default="test", help="split to caption: {split}.tsv in the data folder (default: test)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for predictions.json, metrics.json, gallery.html")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results an earlier run left in --out")
     parser.add_argument("--gallery-per-style", type=int, default=0, metavar="N",
                         help="show only the N best and N worst images of each style in gallery.html (default: all)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java process takes a while to start)")
     parser.add_argument("--no-spice", action="store_true", help="never run SPICE, even when its CoreNLP jars are installed")
+
+
+def check_output_folder(folder: str, names, overwrite: bool) -> None:
+    """Raise (OSError / FileExistsError) unless files `names` can be written into `folder`.
+
+    The folder may not exist yet: then its nearest existing parent must be a folder this process can
+    create entries in (tried with a probe file, which also holds for root and read-only mounts).
+    Results of an earlier run are replaced only with `overwrite`.
+    """
+    from ofa_sic.atomic_files import temporary_path
+
+    earlier = [name for name in names if os.path.exists(os.path.join(folder, name))]
+    if earlier and not overwrite:
+        raise FileExistsError(f"--out {folder} already holds {', '.join(earlier)} of an earlier run; "
+                              "pass --overwrite to replace them, or choose another --out")
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"--out {folder} cannot be created: {existing} is a file, not a folder")
+    probe = temporary_path(os.path.join(existing, "write-test"))
+    try:
+        open(probe, "x").close()
+        os.remove(probe)
+    except OSError as error:
+        raise PermissionError(f"--out {folder} is not writable ({existing}: {error.strerror or error})") from None
 
 
 def generate_split(captioner, dataset, batch_size: int) -> list:
@@ -86,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.gallery_per_style < 0:
         raise ValueError("--gallery-per-style must be 0 (all) or more")
-    os.makedirs(args.out, exist_ok=True)
+    check_output_folder(args.out, OUTPUT_FILES, args.overwrite)  # before any work; created only at the end
     captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu)
     task = captioner.task
     task.load_dataset(args.split)
@@ -120,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         entries=gallery_entries(dataset, captions, cider_per_image),
         style_scores=metrics["per_style"], overall=overall, per_style_limit=args.gallery_per_style or None,
     )
+    os.makedirs(args.out, exist_ok=True)
     write_json_atomic(os.path.join(args.out, "predictions.json"), predictions)
     write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
     write_atomic(os.path.join(args.out, "gallery.html"), gallery)
@@ -129,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     print(style_table(metrics))
     if spice_note and spice_note != SPICE_NOT_REQUESTED:
         print(spice_note)
-    for name in ("predictions.json", "metrics.json", "gallery.html"):
+    for name in OUTPUT_FILES:
         print(f"wrote {os.path.join(args.out, name)}")
     if len(gallery) > LARGE_GALLERY_BYTES:
         print(f"gallery.html is {len(gallery) / 1e6:.0f} MB; --gallery-per-style N shows only each style's N best and worst")

@@ -10,10 +10,11 @@ import os
 import sys
 from typing import List, Optional
 
-from ofa_sic.cli import caption, cider_df, demo_data, evaluate, prepare_pcap, score_generate
+from ofa_sic.cli import caption, check_data, cider_df, demo_data, evaluate, prepare_pcap, score_generate
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
+    "check-data": check_data,
     "demo-data": demo_data,
     "score-generate": score_generate,
     "cider-df": cider_df,

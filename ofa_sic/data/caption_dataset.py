@@ -73,7 +73,10 @@ class StyleCaptionDataset(FairseqDataset):
                 f"{self.path}, row {index + 1}: {captions.count(REFERENCE_SEPARATOR) + 1} references in a training "
                 "row; cross-entropy training takes one caption per row (as `ofa-sic prepare-pcap` writes train.tsv)"
             )
-        return " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
+        text = " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
+        if not text:
+            raise ValueError(f"{self.path}, row {index + 1}: empty caption {captions!r}; training refuses an empty target")
+        return text
 
     def __getitem__(self, index: int) -> Dict:
         row = self.row(index)

@@ -43,6 +43,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from PIL import Image
 from tqdm import tqdm
 
+from ofa_sic.data.images import decode_image
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
 from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
 
@@ -105,16 +106,14 @@ def encode_image(path: str, image_size: int) -> str:
     """Return the image at `path` as urlsafe base64 of an RGB JPEG whose long side is at most `image_size`.
 
     Raises FileNotFoundError when there is no file, CorruptImageError when Pillow cannot decode it.
-    EXIF orientation is not applied (the pixels are kept as stored, as OFA's own TSVs do).
+    Decoded with `ofa_sic.data.images.decode_image`: EXIF orientation applied, 16-bit grayscale scaled.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(path)
     try:
         with Image.open(path) as image:
             image.verify()
-        with Image.open(path) as image:
-            image.load()
-            rgb = image.convert("RGB")
+        rgb = decode_image(path)
     except PermissionError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:

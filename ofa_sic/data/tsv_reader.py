@@ -1,23 +1,24 @@
 """Random access to the rows of a TSV file through a cached byte-offset index.
 
-The index (one int64 offset per row) is built in one pass and saved beside the TSV as
+The index (byte offset, line number and number of tabs of every row) is built in one pass and saved beside the TSV as
 `{tsv}.idx.npy` together with the TSV's size and modification time; it is rebuilt when the TSV
 changes. Rows are read with one `seek` each, so fairseq can shuffle, shard across ranks, resume
 mid-epoch and use `--num-workers > 0` (each worker opens its own file handle).
 """
 import json
 import os
-import tempfile
 from typing import List
 
 import numpy as np
+
+from ofa_sic.atomic_files import atomic_write
 
 
 class MalformedRowError(ValueError):
     """A TSV row that does not have the expected number of columns."""
 
 
-INDEX_FORMAT = 2  # [num_rows, 2] = (byte offset, line number)
+INDEX_FORMAT = 3  # [num_rows, 3] = (byte offset, line number, number of tab characters)
 
 
 def _file_signature(path: str) -> dict:
@@ -26,7 +27,7 @@ def _file_signature(path: str) -> dict:
 
 
 def build_offsets(path: str) -> np.ndarray:
-    """Byte offset and 1-based line number of every row of `path`: int64 [num_rows, 2].
+    """Byte offset, 1-based line number and tab count of every row of `path`: int64 [num_rows, 3].
 
     Empty lines (nothing but the line break) are not rows; a line of spaces or tabs is a (malformed) row.
     """
@@ -35,9 +36,9 @@ def build_offsets(path: str) -> np.ndarray:
     with open(path, "rb") as f:
         for line_number, line in enumerate(f, start=1):
             if line.rstrip(b"\r\n"):
-                rows.append((position, line_number))
+                rows.append((position, line_number, line.count(b"\t")))
             position += len(line)
-    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
 def load_or_build_offsets(path: str) -> np.ndarray:
@@ -48,18 +49,15 @@ def load_or_build_offsets(path: str) -> np.ndarray:
     try:
         with open(meta_path) as f:
             if json.load(f) == signature:
-                return np.load(index_path)
+                return np.load(index_path, allow_pickle=False)
     except (OSError, ValueError):
         pass
     offsets = build_offsets(path)
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        with tempfile.NamedTemporaryFile(dir=directory, suffix=".npy", delete=False) as tmp:
-            np.save(tmp, offsets)
-        os.replace(tmp.name, index_path)
-        with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as tmp:
-            json.dump(signature, tmp)
-        os.replace(tmp.name, meta_path)
+        with atomic_write(index_path, binary=True) as handle:
+            np.save(handle, offsets)
+        with atomic_write(meta_path) as handle:
+            json.dump(signature, handle)
     except OSError:
         pass  # read-only data directory: keep the index in memory only
     return offsets
@@ -94,6 +92,27 @@ class IndexedTSV:
     def line_number(self, index: int) -> int:
         """1-based line number of row `index` in the file."""
         return int(self.offsets[index, 1])
+
+    def num_fields(self, index: int) -> int:
+        """Number of tab-separated fields of row `index` (from the index; the row is not read)."""
+        return int(self.offsets[index, 2]) + 1
+
+    def head(self, index: int, count: int) -> List[bytes]:
+        """The first `count` tab-separated fields of row `index`, undecoded, reading only as far as they go.
+
+        Fewer fields come back when the row has fewer. Cheap for rows whose last column is a large image.
+        """
+        handle = self._handle()
+        handle.seek(int(self.offsets[index, 0]))
+        data = b""
+        while True:
+            chunk = handle.read(4096)
+            data += chunk
+            end = data.find(b"\n")
+            if end >= 0:
+                data = data[:end].rstrip(b"\r")
+            if not chunk or end >= 0 or data.count(b"\t") >= count:
+                return data.split(b"\t")[:count]
 
     def __getitem__(self, index: int) -> List[str]:
         handle = self._handle()

@@ -7,11 +7,23 @@ decoded top beam, the same text as fairseq-generate's `D-` lines.
 """
 import argparse
 import os
+import pickle
 from typing import List, Optional, Sequence
 
 import torch
 
 from ofa_sic.cli.generation_options import GenerationOptions
+
+
+def check_checkpoint_file(path: str) -> None:
+    """FileNotFoundError / ValueError naming `path` when it is missing, empty, truncated or not a torch file."""
+    from ofa_sic.crash_safe_training import checkpoint_problem
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    problem = checkpoint_problem(path)
+    if problem:
+        raise ValueError(f"checkpoint {path} {problem}")
 
 
 class Captioner:
@@ -22,8 +34,9 @@ class Captioner:
         import ofa_sic  # noqa: F401  (registers the task and the model with fairseq)
         from fairseq import checkpoint_utils
 
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint {path} not found")
+        from ofa_sic.checkpoints import UntrustedCheckpointError
+
+        check_checkpoint_file(path)
         for flag, folder in (("--data", data), ("--bpe-dir", bpe_dir)):
             if folder is not None and not os.path.isdir(folder):
                 raise FileNotFoundError(f"{flag} {folder} is not a folder")
@@ -37,6 +50,14 @@ class Captioner:
         except (FileNotFoundError, ValueError) as error:
             raise type(error)(f"{error} (the folder comes from the settings stored in {path}; "
                               "pass --data DIR or --bpe-dir DIR to use another)") from None
+        except UntrustedCheckpointError as error:
+            raise ValueError(str(error)) from None
+        except (KeyError, AttributeError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"checkpoint {path} is not a style_caption checkpoint of the ofa model "
+                             f"({type(error).__name__}: {first_line})") from None
+        if type(task).__name__ != "StyleCaptionTask":
+            raise ValueError(f"checkpoint {path} was trained with task {type(task).__name__}, not style_caption")
         self.path = path
         self.task = task
         self.options = options

@@ -61,10 +61,12 @@ import gc
 import math
 import os
 import pickle
-import tempfile
 from collections import Counter, defaultdict
 
 import numpy as np
+
+from ofa_sic.atomic_files import atomic_write
+from ofa_sic.safe_pickle import UnsafePickleError, load_plain_pickle
 
 __all__ = [
     "CiderD",
@@ -479,6 +481,9 @@ def _check_df_dict(obj, path):
 def load_document_frequency(path):
     """Load and check a document-frequency pickle (latin1 decoding, so Python 2 pickles load too).
 
+    The file is unpickled with `ofa_sic.safe_pickle.load_plain_pickle`: a pickle that refers to anything
+    but dicts, tuples, strings, numbers and defaultdict is refused before any of it runs.
+
     Returns the pickled dict ``{"document_frequency": {ngram_tuple: count}, "ref_len": n_images}``.
     Raises ``FileNotFoundError`` if the file is missing and ``DocumentFrequencyError`` (a
     ``ValueError``) if it is not such a pickle; both messages name the path, the flags and the command
@@ -491,7 +496,9 @@ def load_document_frequency(path):
         raise FileNotFoundError(_df_message("Missing", path))
     try:
         with open(path, "rb") as handle:
-            obj = pickle.load(handle, encoding="latin1")
+            obj = load_plain_pickle(handle, encoding="latin1")
+    except UnsafePickleError as error:
+        raise DocumentFrequencyError(_df_message("Refused", path, str(error))) from None
     except Exception as error:  # unpickling raises many types (UnpicklingError, EOFError, ...)
         raise DocumentFrequencyError(
             _df_message("Unreadable", path, f"{type(error).__name__}: {error}")
@@ -499,18 +506,11 @@ def load_document_frequency(path):
     return _check_df_dict(obj, path)
 
 
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_document_frequency(df_dict, path):
     """Write ``df_dict`` (the format ``build_document_frequency`` returns) as a pickle, atomically.
 
-    The pickle goes to a temporary file in the destination directory, is flushed to disk and then
-    renamed over ``path`` (``os.replace``), so readers never see a half-written file. Plain-dict
-    frequency tables are stored as ``defaultdict(float)`` so OFA's own scorer can read the file.
+    Written with ``ofa_sic.atomic_files.atomic_write``, so readers never see a half-written file.
+    Plain-dict frequency tables are stored as ``defaultdict(float)`` so OFA's own scorer can read the file.
     """
     path = os.fspath(path)
     _check_df_dict(df_dict, path)
@@ -518,20 +518,5 @@ def save_document_frequency(df_dict, path):
     if not isinstance(document_frequency, defaultdict):
         document_frequency = defaultdict(float, document_frequency)
     payload = {"document_frequency": document_frequency, "ref_len": df_dict["ref_len"]}
-    directory = os.path.dirname(os.path.abspath(path))
-    handle = tempfile.NamedTemporaryFile(
-        "wb", dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            pickle.dump(payload, handle, protocol=_PICKLE_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o666 & ~_current_umask())  # temporary files are created 0600
-        os.replace(handle.name, path)
-    except BaseException:
-        try:
-            os.unlink(handle.name)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, binary=True) as handle:
+        pickle.dump(payload, handle, protocol=_PICKLE_PROTOCOL)

@@ -21,6 +21,7 @@ from omegaconf import II
 
 from ofa_sic import lr_scheduler
 from ofa_sic.data.caption_dataset import StyleCaptionDataset
+from ofa_sic.data.check import DataCheckError, check_split
 from ofa_sic.data.image_transform import CaptionImageTransform
 from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMPrompt
 from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
@@ -126,7 +127,11 @@ class StyleCaptionTask(FairseqTask):
         return path
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        """The split's dataset, after `ofa_sic.data.check` found no problem in its rows (DataCheckError lists them)."""
         is_train = split == "train"
+        problems = check_split(self.split_path(split), self.styles, multiple_references=not is_train or self.cfg.scst)
+        if problems:
+            raise DataCheckError(problems)
         dataset = StyleCaptionDataset(
             self.split_path(split),
             self.codec,

@@ -1,0 +1,62 @@
+"""Image files -> the upright 8-bit RGB picture a person sees: one decoder for prepare-pcap, the datasets
+and `ofa-sic caption`.
+
+Pillow's `convert("RGB")` alone gets some images wrong; `to_rgb` fixes these:
+- EXIF orientation (phone photos stored sideways) is applied, as image viewers do;
+- 16-bit and 32-bit integer grayscale (modes I;16, I;16B, I;16L, I, as Pillow opens 16-bit PNG and
+  TIFF) is scaled from 0..65535 to 0..255 (`convert` clips it, so such images came out almost white);
+- float grayscale (mode F) is taken as 0..1 and scaled to 0..255;
+- images with an alpha channel or a transparent palette colour are composited over white (`convert`
+  drops the alpha and shows what the transparent pixels happen to hold, often black);
+- every other mode (L, P, 1, CMYK, YCbCr, ...) goes through Pillow's `convert("RGB")`.
+"""
+import numpy as np
+from PIL import Image, ImageOps
+
+EXIF_ORIENTATION = 0x0112
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+class ImageDecodeError(ValueError):
+    """Image bytes that Pillow cannot decode."""
+
+
+def _scaled_to_8_bit(image: Image.Image) -> Image.Image:
+    """A grayscale image of mode I;16*/I (0..65535) or F (0..1) as mode L (0..255), rounded."""
+    values = np.asarray(image, dtype=np.float64)
+    full_scale = 1.0 if image.mode == "F" else 65535.0
+    return Image.fromarray(np.clip(np.rint(values * (255.0 / full_scale)), 0, 255).astype(np.uint8), "L")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """`image` upright (EXIF orientation applied) in mode RGB with 8-bit values (see the module docstring)."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        return _scaled_to_8_bit(image).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_image(source) -> Image.Image:
+    """The image in `source` (a path or a binary file object), fully decoded, through `to_rgb`.
+
+    Raises FileNotFoundError / PermissionError / IsADirectoryError for a path that cannot be read and
+    ImageDecodeError when Pillow cannot decode the bytes.
+    """
+    try:
+        with Image.open(source) as image:
+            image.load()
+            rgb = to_rgb(image)
+            return image.copy() if rgb is image else rgb  # leaving the block closes `image`
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as error:  # Pillow raises many types for bad bytes
+        raise ImageDecodeError(f"cannot decode image: {type(error).__name__}: {error}") from None
