@@ -39,7 +39,10 @@ def _fsync_folder(folder: str) -> None:
         os.close(handle)
 
 
-def _commit(tmp: str, path: str) -> None:
+def commit_temporary(tmp: str, path: str) -> None:
+    """Make the finished file `tmp` (from `temporary_path(path)`) durable and rename it over `path`."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
     _fsync_folder(os.path.dirname(os.path.abspath(path)))
 
@@ -54,9 +57,7 @@ def atomic_write(path: str, binary: bool = False):
     try:
         with (open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="\n")) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        _commit(tmp, path)
+        commit_temporary(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)

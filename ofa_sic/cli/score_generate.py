@@ -2,7 +2,6 @@
 import argparse
 import json
 import os
-import tempfile
 
 HELP = "score fairseq-generate output (D- lines) against a split's references; add them to a metrics.json"
 
@@ -38,6 +37,7 @@ def read_references(tsv_path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ofa_sic.atomic_files import atomic_write
     from ofa_sic.metrics.coco_caption import coco_caption_scores
 
     hypotheses = read_hypotheses(args.generate_output)
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.metrics) as f:
             metrics = json.load(f)
     metrics[args.stage] = scores
-    directory = os.path.dirname(os.path.abspath(args.metrics))
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".json") as tmp:
-        json.dump(metrics, tmp, indent=2)
-    os.replace(tmp.name, args.metrics)
+    with atomic_write(args.metrics) as handle:
+        json.dump(metrics, handle, indent=2)
     print(f"{args.stage} on {args.split} ({len(hypotheses)} captions): " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items() if k != "num_captions"))
     return 0

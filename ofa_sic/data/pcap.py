@@ -36,13 +36,13 @@ import json
 import multiprocessing
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from PIL import Image
 from tqdm import tqdm
 
+from ofa_sic.atomic_files import commit_temporary, temporary_path
 from ofa_sic.data.images import decode_image
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
 from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
@@ -156,8 +156,7 @@ class StagedOutputs:
 
     def path(self, final_path: str) -> str:
         """Return a fresh temporary path next to `final_path` (for writers that take a path)."""
-        folder, base = os.path.split(os.path.abspath(final_path))
-        tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = temporary_path(final_path)
         self._staged.append((tmp, final_path))
         return tmp
 
@@ -172,7 +171,7 @@ class StagedOutputs:
         try:
             while self._staged:
                 tmp, final = self._staged[0]
-                os.replace(tmp, final)
+                commit_temporary(tmp, final)
                 self._staged.pop(0)
         finally:
             self.discard()

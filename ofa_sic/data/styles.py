@@ -11,10 +11,10 @@ Data files do not always spell a trait as the list does: case and spacing differ
 "Earnest" where the list has "Earnest (Enthusiastic)". `StyleVocabulary.index` accepts all of these.
 """
 import difflib
-import os
 import re
-import uuid
 from typing import Dict, List, Optional, Sequence
+
+from ofa_sic.atomic_files import write_text_atomic
 
 _GLOSS = re.compile(r"^(?P<head>.*?)\s*\((?P<gloss>[^()]*)\)$")
 
@@ -162,14 +162,5 @@ class StyleVocabulary:
             raise ValueError(f"{path}: {e}") from None
 
     def save(self, path: str) -> None:
-        """Write styles.txt atomically: a temporary file in the same folder, then renamed over `path`."""
-        folder, base = os.path.split(os.path.abspath(path))
-        tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            with open(tmp, "x", encoding="utf-8") as f:
-                f.write(self.to_text())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        """Write styles.txt atomically (`ofa_sic.atomic_files.write_text_atomic`)."""
+        write_text_atomic(path, self.to_text())

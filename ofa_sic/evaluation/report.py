@@ -7,10 +7,9 @@ each style's references are its corpus: CIDEr's idf (and BLEU's and METEOR's cor
 differ from the whole split's, and per-style numbers are not shares or averages of the overall ones.
 """
 import json
-import os
-import uuid
 from typing import Dict, List, Mapping, Optional
 
+from ofa_sic.atomic_files import write_text_atomic
 from ofa_sic.metrics.caption_eval import METRIC_NAMES
 
 PER_STYLE_NOTE = (
@@ -21,17 +20,8 @@ PER_STYLE_NOTE = (
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder renamed over it."""
-    folder, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `text` to `path` atomically (`ofa_sic.atomic_files.write_text_atomic`)."""
+    write_text_atomic(path, text)
 
 
 def write_json_atomic(path: str, value) -> None:
