@@ -178,7 +178,7 @@ def test_check_data_reports_every_problem_with_file_and_line(broken_data, demo_d
 
 
 def test_training_refuses_the_data_before_the_first_update(broken_data, demo_data, tmp_path):
-    env = dict(os.environ, **train_script_env(demo_data, tmp_path / "ckpt"), DATA=str(broken_data))
+    env = dict(os.environ, **dict(train_script_env(demo_data, tmp_path / "ckpt"), DATA=str(broken_data)))
     result = subprocess.run(train_script_command(2), capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode != 0
     assert f"{broken_data / 'train.tsv'}:3: empty caption" in result.stderr, result.stderr[-3000:]

@@ -1,6 +1,8 @@
 """`ofa-sic evaluate`: caption a split with a checkpoint and write a report people can read.
 
-Writes into --out (each file atomically):
+Before any work, checks that --out can be written (it is created only at the end; results of an earlier
+run are replaced only with --overwrite), that the checkpoint is one (a bad file: one line, exit code 2)
+and that the split's rows have no problem (`ofa_sic.data.check`). Writes into --out (each file atomically):
 - predictions.json: COCO results format, `[{"image_id", "caption", "style", "uniq_id"}, ...]` in split order;
 - metrics.json: overall and per-style BLEU-1..4, METEOR, ROUGE-L, CIDEr (x100; SPICE when its jars are
   installed) with sample counts and the settings used (checkpoint, data, split, generation options);

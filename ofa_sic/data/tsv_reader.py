@@ -7,11 +7,10 @@ mid-epoch and use `--num-workers > 0` (each worker opens its own file handle).
 """
 import json
 import os
+import tempfile
 from typing import List
 
 import numpy as np
-
-from ofa_sic.atomic_files import atomic_write
 
 
 class MalformedRowError(ValueError):
@@ -53,11 +52,16 @@ def load_or_build_offsets(path: str) -> np.ndarray:
     except (OSError, ValueError):
         pass
     offsets = build_offsets(path)
+    # Written without ofa_sic.atomic_files, so that this module needs numpy only (benchmarks load it alone);
+    # a cache file that a crash left broken fails np.load and is rebuilt.
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        with atomic_write(index_path, binary=True) as handle:
-            np.save(handle, offsets)
-        with atomic_write(meta_path) as handle:
-            json.dump(signature, handle)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".npy", delete=False) as tmp:
+            np.save(tmp, offsets)
+        os.replace(tmp.name, index_path)
+        with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as tmp:
+            json.dump(signature, tmp)
+        os.replace(tmp.name, meta_path)
     except OSError:
         pass  # read-only data directory: keep the index in memory only
     return offsets
