@@ -11,7 +11,7 @@ import math
 import os
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from fairseq import metrics
@@ -27,7 +27,7 @@ from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
-from ofa_sic.generation import OFASequenceGenerator
+from ofa_sic.generation import OFASequenceGenerator, parse_constraint_range
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class StyleCaptionConfig(FairseqDataclass):
     keep_case: bool = field(default=False, metadata={"help": "keep upper case in captions (default: lowercase)"})
     constraint_range: Optional[str] = field(
         default=None,
-        metadata={"help": 'ids "start,end" that generation may produce besides specials; default: the text (BPE) ids; "none" for all'},
+        metadata={"help": 'ids "start,end" that generation (test, validation, SCST hypotheses) and the SCST '
+                          'teacher-forced log-probs may use besides specials; default: the text (BPE) ids; "none" for all'},
     )
     eval_cider: bool = field(default=False, metadata={"help": "score CIDEr-D on the validation set"})
     eval_cider_cached_tokens: Optional[str] = field(
@@ -88,6 +89,7 @@ class StyleCaptionTask(FairseqTask):
             raise ValueError(f"the prompt takes {longest} tokens, more than --max-src-length {cfg.max_src_length}")
         self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
         self.text_range = (4, dictionary.index("<mask>"))
+        self.constraint_range = self.parse_constraint_range()
         self.sequence_generator = None
         self.scst_generator = None
         self.cider_scorer = None
@@ -185,13 +187,19 @@ class StyleCaptionTask(FairseqTask):
             self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
         return model
 
-    def generation_constraint(self) -> Optional[str]:
-        """"start,end" for the generator: --constraint-range, else the text ids; None for "none"."""
-        if self.cfg.constraint_range is None:
-            return "{},{}".format(*self.text_range)
-        if self.cfg.constraint_range.lower() == "none":
+    def parse_constraint_range(self) -> Optional[Tuple[int, int]]:
+        """(start, end) of the ids besides specials that the model may produce: --constraint-range,
+        else the text ids; None for "none" (the whole vocabulary)."""
+        value = self.cfg.constraint_range
+        if value is None:
+            return self.text_range
+        if value.strip().lower() == "none":
             return None
-        return self.cfg.constraint_range
+        return parse_constraint_range(value)
+
+    def generation_constraint(self) -> Optional[str]:
+        """The constraint range as the generator's "start,end" string (None: no constraint)."""
+        return None if self.constraint_range is None else "{},{}".format(*self.constraint_range)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         extra = dict(extra_gen_cls_kwargs or {})
