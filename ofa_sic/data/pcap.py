@@ -44,7 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
-from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
+from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 
 SPLIT_FILES = {"train": ("train.json",), "valid": ("val.json", "valid.json"), "test": ("test.json",)}
 SKIP_REASONS = ("missing_field", "bad_image_hash", "empty_comment", "junk_comment", "missing_image", "corrupt_image")
@@ -90,11 +90,6 @@ def is_junk(text: str) -> bool:
 def is_empty(text: str) -> bool:
     """Return True when `text` has no letter or digit (empty, spaces only, or punctuation only)."""
     return not any(ch.isalnum() for ch in text)
-
-
-def df_reference(caption: str) -> str:
-    """Return a caption as the CIDEr-D document frequencies see it: lower case, no ASCII punctuation."""
-    return " ".join(caption.lower().translate(PUNCTUATION_TABLE).split())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -375,13 +370,16 @@ def _build_styles(
 # Document frequencies (CIDEr-D)
 
 
-def write_document_frequency(references_per_image: List[List[str]], df_path: str, staged: StagedOutputs) -> Dict[str, Any]:
-    """Stage the CIDEr-D document frequencies of `references_per_image` (one list per image) for `df_path`."""
+def write_document_frequency(references_per_image: List[List[str]], cleaner: CaptionCleaner, df_path: str,
+                             staged: StagedOutputs) -> Dict[str, Any]:
+    """Stage the CIDEr-D document frequencies of `references_per_image` (one list of raw captions per
+    image), cleaned by `cleaner` as training will clean them, for `df_path`."""
     from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
 
-    df = build_document_frequency(references_per_image)
+    cleaned = [[cleaner(caption) for caption in refs] for refs in references_per_image]
+    df = build_document_frequency(cleaned, cleaner.settings())
     save_document_frequency(df, staged.path(df_path))
-    return {"file": os.path.basename(df_path), "documents": len(references_per_image)}
+    return {"file": os.path.basename(df_path), "documents": len(references_per_image), "cleaning": cleaner.settings()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -434,11 +432,13 @@ def prepare_pcap(
     workers: int = 1,
     df: bool = True,
     quiet: bool = False,
+    cleaner: Optional[CaptionCleaner] = None,
 ) -> Dict[str, Any]:
     """Convert PCap to train/valid/test TSVs, styles.txt, train-words.p and report.json in `out_dir`.
 
     `image_size` bounds the long side of the stored images; `workers` > 1 encodes images in that many
-    processes; `df` asks for the CIDEr-D document frequencies of the train captions. Prints a summary
+    processes; `df` asks for the CIDEr-D document frequencies of the train captions, cleaned by
+    `cleaner` (default: OFA's cleaning; pass the training run's --keep-case / --keep-punctuation). Prints a summary
     and progress bars unless `quiet`. Returns the report (also written as report.json).
     Raises PcapError for unusable input; nothing is written then.
     """
@@ -509,9 +509,9 @@ def prepare_pcap(
         if df:
             references: Dict[str, List[str]] = collections.defaultdict(list)
             for row in written_by_split["train"]:
-                references[row.image_hash].extend(df_reference(c) for c in row.captions)
+                references[row.image_hash].extend(row.captions)
             result["document_frequency"] = write_document_frequency(
-                list(references.values()), os.path.join(out_dir, DF_FILE), staged
+                list(references.values()), cleaner or CaptionCleaner(), os.path.join(out_dir, DF_FILE), staged
             )
         else:
             result["document_frequency"] = {"file": None, "skipped": "disabled (df=False / --no-df)"}

@@ -259,12 +259,14 @@ class StyleCaptionTask(FairseqTask):
         from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
 
         if self.cfg.eval_cider_cached_tokens:
-            return CiderD(df=self.cfg.eval_cider_cached_tokens)
+            scorer = CiderD(df=self.cfg.eval_cider_cached_tokens)
+            self.cleaner.check_recorded(scorer.cleaning, f"--eval-cider-cached-tokens {self.cfg.eval_cider_cached_tokens}")
+            return scorer
         if "valid" not in self.datasets:
             self.load_dataset("valid")
         dataset = self.datasets["valid"]
         references = [dataset.references(i) for i in range(len(dataset))]
-        return CiderD(df=build_document_frequency(references))
+        return CiderD(df=build_document_frequency(references, self.cleaner.settings()))
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
