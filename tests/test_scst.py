@@ -7,9 +7,8 @@ import torch
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import REPO_ROOT, run_command
 from criterions.scst_loss import baseline_scores, wrap_for_cider
-from test_train_generate_e2e import train_args
+from helpers import REPO_ROOT, run_command, train_args
 
 APPENDIX_B_SCORES = np.array([3.590723450010247, 2.2033848068327986, 2.283166279305716])
 
