@@ -7,7 +7,8 @@ wrapped with " <eos>" as OFA does). The advantage of hypothesis k is its score m
 - `greedy`: the score of the image's greedy (beam 1) caption (Rennie et al.);
 - `mean`: the mean score of all K hypotheses of the image.
 The loss is -sum over non-pad tokens of log p(token) * advantage, from a teacher-forced pass in train
-mode over the hypotheses. Logged: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean
+mode over the hypotheses; its log-probs are normalised over exactly the ids the generator may produce
+(the task's `--constraint-range`, by default the text ids), so they are the generator's own scores. Logged: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean
 |advantage|), and the shares of time spent in generation, reward and forward/backward.
 """
 import json
@@ -24,7 +25,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
 from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
-from ofa_sic.generation.generator import mask_outside_range, parse_constraint_range
+from ofa_sic.generation.generator import mask_outside_range
 from ofa_sic.metrics.cider_d import CiderD
 
 BASELINES = ChoiceEnum(["loo", "greedy", "mean"])
@@ -37,7 +38,6 @@ class ScstRewardCriterionConfig(FairseqDataclass):
     )
     scst_baseline: BASELINES = field(default="loo", metadata={"help": "reward baseline: loo (leave-one-out), greedy or mean"})
     ignore_prefix_size: int = field(default=0, metadata={"help": "ignore the first N tokens of every hypothesis"})
-    constraint_range: Optional[str] = field(default=None, metadata={"help": '"start,end": logits outside [start,end) (specials kept) are masked'})
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
@@ -69,7 +69,7 @@ def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_score
 @register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
 class ScstRewardCriterion(FairseqCriterion):
     def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", ignore_prefix_size=0,
-                 constraint_range=None, sentence_avg=False):
+                 sentence_avg=False):
         super().__init__(task)
         if not getattr(task.cfg, "scst", False):
             raise ValueError("scst_reward_criterion needs --scst (and --scst-args) so that the task builds its scst_generator")
@@ -84,7 +84,6 @@ class ScstRewardCriterion(FairseqCriterion):
         if self.baseline == "loo" and beam < 2:
             raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
         self.ignore_prefix_size = ignore_prefix_size
-        self.constraint_range = parse_constraint_range(constraint_range)
         self.sentence_avg = sentence_avg
         self._greedy_generator = None
 
@@ -138,7 +137,7 @@ class ScstRewardCriterion(FairseqCriterion):
         }
         model.train()
         logits, extra = model(prev_output_tokens=prev, **net_input)
-        logits = mask_outside_range(logits, self.constraint_range)
+        logits = mask_outside_range(logits, self.task.constraint_range)
         lprobs = model.get_normalized_probs((logits, extra), log_probs=True)
         token_lprobs = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # [N, T]
         if self.ignore_prefix_size > 0:

@@ -9,6 +9,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from criterions.scst_loss import baseline_scores, wrap_for_cider
 from helpers import REPO_ROOT, run_command, train_args
+from ofa_sic.generation.generator import mask_outside_range
 
 APPENDIX_B_SCORES = np.array([3.590723450010247, 2.2033848068327986, 2.283166279305716])
 
@@ -80,7 +81,8 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
             net = {key: sample["net_input"][key][image : image + 1]
                    for key in ("src_tokens", "src_lengths", "patch_images", "patch_masks")}
             prev = torch.cat([torch.tensor([0]), tokens[:-1]]).unsqueeze(0)
-            lprobs = torch.log_softmax(model(prev_output_tokens=prev, **net)[0].float(), dim=-1)[0]
+            logits = mask_outside_range(model(prev_output_tokens=prev, **net)[0].float(), task.constraint_range)
+            lprobs = torch.log_softmax(logits, dim=-1)[0]
             expected -= advantages[image * 3 + k] * lprobs[torch.arange(len(tokens)), tokens].sum()
     assert torch.allclose(loss, expected, atol=1e-4), (loss, expected)
     assert sample_size == log["ntokens"] == 3 + 2 + 4 + 2 + 3 + 1
@@ -105,3 +107,33 @@ def test_missing_df_pickle_names_flag_and_command(demo_data, tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(tmp_path / "nope.p"))
     assert "--scst-cider-cached-tokens" in str(error.value) and "ofa-sic cider-df" in str(error.value)
+
+
+def scst_lprobs_and_generator_scores(demo_data, *extra):
+    """(teacher-forced SCST log-probs [N, T], generator positional scores [N, T], non-pad mask, task)
+    for the beam-3 hypotheses of two training images, on a model without dropout and frozen BN."""
+    task, model, criterion = build_task_and_criterion(demo_data, *extra)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = dataset.collater([dataset[0], dataset[1]])
+    model.eval()
+    with torch.no_grad():
+        output = task.scst_generator.generate([model], sample)
+    hypotheses = [[hyp["tokens"] for hyp in hyps] for hyps in output]
+    expected = torch.zeros(6, max(h["tokens"].numel() for hyps in output for h in hyps))
+    for i, hyp in enumerate(h for hyps in output for h in hyps):
+        expected[i, : hyp["positional_scores"].numel()] = hyp["positional_scores"]
+    with torch.no_grad():
+        token_lprobs, target = criterion.teacher_forced_lprobs(model, sample, hypotheses)
+    return token_lprobs, expected, target.ne(task.target_dictionary.pad()), task, model
+
+
+@pytest.mark.parametrize("constraint", [None, "none", "4,150"])
+def test_scst_log_probs_are_normalised_over_the_generators_ids(demo_data, constraint):
+    """The teacher-forced log-prob of every hypothesis token equals the generator's own score, so both
+    are normalised over the same ids (the task's --constraint-range: text ids by default, all with "none")."""
+    extra = [] if constraint is None else ["--constraint-range", constraint]
+    token_lprobs, expected, non_pad, task, model = scst_lprobs_and_generator_scores(demo_data, *extra)
+    assert torch.allclose(token_lprobs[non_pad], expected[non_pad], atol=1e-5)
+    allowed = {None: task.text_range, "none": None, "4,150": (4, 150)}[constraint]
+    assert task.constraint_range == allowed
