@@ -11,8 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import REPO_ROOT, fairseq_command, run_command
-from test_train_generate_e2e import train_args
+from helpers import REPO_ROOT, fairseq_command, run_command, train_args
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 

@@ -7,11 +7,10 @@ import torch
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import REPO_ROOT, fairseq_command, run_command
 from criterions.scst_loss import baseline_scores, wrap_for_cider
+from helpers import REPO_ROOT, fairseq_command, run_command, train_args
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
-from test_train_generate_e2e import train_args
 
 APPENDIX_B_SCORES = np.array([3.590723450010247, 2.2033848068327986, 2.283166279305716])
 

@@ -4,8 +4,7 @@ import re
 
 import pytest
 
-from conftest import REPO_ROOT, fairseq_command, run_command
-from test_train_generate_e2e import train_args
+from helpers import REPO_ROOT, fairseq_command, run_command, train_args
 
 TRAINED_PROMPT = " a {} caption of this picture:"
 STYLE_FREE_PROMPT = " what does the image describe?"
