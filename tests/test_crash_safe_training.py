@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, train_script_command, train_script_env
+from helpers import REPO_ROOT, train_script_command, train_script_env
 
 MAX_UPDATE = 6  # 96 demo rows / batch 16: one epoch; validated and saved every 2 updates
 VALID_SCORE = re.compile(r"valid on 'valid' subset .*?\| cider ([0-9.]+)")

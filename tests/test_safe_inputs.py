@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT, fairseq_command, train_script_command, train_script_env
+from helpers import REPO_ROOT, fairseq_command, train_script_command, train_script_env
 
 UTF8_BOM = "\ufeff"
 

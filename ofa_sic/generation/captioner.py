@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from ofa_sic.cli.generation_options import GenerationOptions
+from ofa_sic.generation.options import GenerationOptions
 
 
 def check_checkpoint_file(path: str) -> None:
