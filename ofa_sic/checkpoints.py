@@ -48,6 +48,17 @@ def allowed_types() -> list:
     ]
 
 
+def load_without_tensors(path: str):
+    """The checkpoint at `path` (weights_only) with its tensors memory-mapped, not read; legacy (non-zip)
+    files are read in full. RuntimeError naming `path` when it is not a readable checkpoint."""
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise RuntimeError(f"{path}: not a readable checkpoint ({error})") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def allow_checkpoint_types():
     torch.serialization.add_safe_globals(allowed_types())
 

@@ -29,6 +29,7 @@ import torch
 from fairseq.file_io import PathManager as FairseqPathManager
 
 from ofa_sic.atomic_files import atomic_copy, atomic_write, is_temporary_name
+from ofa_sic.checkpoints import load_without_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,7 @@ def check_checkpoints(save_dir: str) -> None:
 
 def stored_best_score(path: str, metric: str, maximize: bool) -> Optional[float]:
     """The validation score stored in checkpoint `path` when it was saved for the same best-checkpoint metric."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # tensors are not read
-    except (RuntimeError, ValueError):  # legacy format: mmap needs the zip format
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_without_tensors(path)
     score = (state.get("extra_state") or {}).get("val_loss")
     checkpoint_cfg = (state.get("cfg") or {}).get("checkpoint") or {}
     if score is None or checkpoint_cfg.get("best_checkpoint_metric") != metric:

@@ -81,22 +81,17 @@ def training_start_checkpoint(cfg) -> Optional[str]:
         candidates.append(os.path.join(cfg.save_dir, "checkpoint_last.pt"))
     if cfg.finetune_from_model:
         candidates.append(cfg.finetune_from_model)
-    return next((path for path in candidates if os.path.isfile(path) and os.path.getsize(path) > 0), None)
+    from ofa_sic.crash_safe_training import checkpoint_problem  # a broken one is reported when loading
+
+    return next((path for path in candidates if os.path.isfile(path) and checkpoint_problem(path) is None), None)
 
 
 def read_saved_task_config(path: str) -> Optional[Dict[str, Any]]:
     """{"_name": task, setting: value, ...} of the task a checkpoint was trained with, without reading
     its tensors (memory-mapped, weights_only loading)."""
-    import torch
+    from ofa_sic.checkpoints import load_without_tensors
 
-    import ofa_sic.checkpoints  # noqa: F401  (the types fairseq checkpoints hold are allowed)
-
-    try:
-        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except RuntimeError as error:
-        if "mmap" not in str(error):
-            raise RuntimeError(f"{path}: not a readable checkpoint ({error})") from None
-        state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+    state = load_without_tensors(path)
     cfg = state.get("cfg") if isinstance(state, dict) else None
     if cfg is not None and cfg.get("task") is not None:
         task = cfg["task"]
