@@ -1,8 +1,9 @@
 """`--criterion scst_reward_criterion`: self-critical sequence training on a CIDEr-D reward (docs/ofa-spec.md §6).
 
 For each image the task's `scst_generator` (`--scst --scst-args`) produces K hypotheses; each gets
-CIDEr-D against the image's references (cached document frequencies, text punctuation-stripped and
-wrapped with " <eos>" as OFA does). The advantage of hypothesis k is its score minus a baseline:
+CIDEr-D against the image's references (cached document frequencies; hypotheses and references
+cleaned like the training targets, by the task's caption cleaner, and wrapped with " <eos>" as OFA
+does). The advantage of hypothesis k is its score minus a baseline:
 - `loo` (default): the mean score of the other K-1 hypotheses of the same image (needs K >= 2);
 - `greedy`: the score of the image's greedy (beam 1) caption (Rennie et al.);
 - `mean`: the mean score of all K hypotheses of the image.
@@ -24,7 +25,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
-from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
+from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
 from ofa_sic.metrics.cider_d import CiderD
 
@@ -41,12 +42,10 @@ class ScstRewardCriterionConfig(FairseqDataclass):
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
-def wrap_for_cider(text: str) -> str:
-    """OFA's reward text: punctuation removed, one trailing '.' dropped, " <eos>" appended."""
-    text = text.translate(PUNCTUATION_TABLE).strip()
-    if text.endswith("."):
-        text = text[:-1]
-    return " ".join(text.split()) + " <eos>"
+def wrap_for_cider(text: str, cleaner: CaptionCleaner) -> str:
+    """The reward text: `text` cleaned as the training targets are, with " <eos>" appended (OFA's
+    reward text under the default cleaning: no punctuation, single spaces)."""
+    return cleaner(text) + " <eos>"
 
 
 def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_scores: Optional[np.ndarray] = None) -> np.ndarray:
@@ -79,6 +78,7 @@ class ScstRewardCriterion(FairseqCriterion):
                 "build them with `ofa-sic cider-df --tsv train.tsv --out train-words.p` (prepare-pcap writes train-words.p)"
             )
         self.cider = CiderD(df=scst_cider_cached_tokens)
+        task.cleaner.check_recorded(self.cider.cleaning, f"--scst-cider-cached-tokens {scst_cider_cached_tokens}")
         self.baseline = str(scst_baseline)
         beam = json.loads(task.cfg.scst_args).get("beam", 5)
         if self.baseline == "loo" and beam < 2:
@@ -103,9 +103,10 @@ class ScstRewardCriterion(FairseqCriterion):
 
     def cider_scores(self, hypotheses: List[List[torch.Tensor]], references: List[List[str]]) -> np.ndarray:
         """CIDEr-D of every hypothesis, image-major: [num_images * K]."""
-        gts = {i: [wrap_for_cider(r) for r in refs] for i, refs in enumerate(references)}
+        cleaner = self.task.cleaner
+        gts = {i: [wrap_for_cider(r, cleaner) for r in refs] for i, refs in enumerate(references)}
         res = [
-            {"image_id": i, "caption": [wrap_for_cider(self.task.decode(tokens))]}
+            {"image_id": i, "caption": [wrap_for_cider(self.task.decode(tokens), cleaner)]}
             for i, hyps in enumerate(hypotheses) for tokens in hyps
         ]
         return self.cider.compute_score(gts, res)[1]

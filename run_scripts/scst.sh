@@ -34,8 +34,8 @@ UPDATE_FREQ=${UPDATE_FREQ:-4}
 WARMUP_RATIO=${WARMUP_RATIO:-0.06}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.01}
 BASELINE=${BASELINE:-loo}
-SCST_ARGS=${SCST_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
-EVAL_ARGS=${EVAL_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
+SCST_ARGS=${SCST_ARGS:-}  # JSON generation options; default: OFA's (beam 5, max_len_b 16, no-repeat 3)
+EVAL_ARGS=${EVAL_ARGS:-}  # JSON generation options; default: OFA's (beam 5, max_len_b 16, no-repeat 3)
 NUM_WORKERS=${NUM_WORKERS:-2}
 DEVICE_ARGS=${DEVICE_ARGS:---cpu}
 FREEZE_RESNET=${FREEZE_RESNET:-1}
@@ -50,6 +50,8 @@ if [ ! -f "$CIDER_DF" ]; then
 fi
 
 args=()
+[ -n "$EVAL_ARGS" ] && args+=(--eval-args "$EVAL_ARGS")
+[ -n "$SCST_ARGS" ] && args+=(--scst-args "$SCST_ARGS")
 [ "$FREEZE_RESNET" = 1 ] && args+=(--freeze-resnet)
 [ "$FREEZE_EMBEDDINGS" = 1 ] && args+=(--freeze-encoder-embedding --freeze-decoder-embedding)
 [ "$MAX_UPDATE" -gt 0 ] && args+=(--max-update "$MAX_UPDATE")
@@ -62,12 +64,12 @@ exec "${FAIRSEQ_TRAIN:-fairseq-train}" "$DATA" --user-dir "$ROOT/ofa_sic" --task
   --layernorm-embedding --patch-layernorm-embedding --code-layernorm-embedding --add-type-embedding \
   --scale-attn --scale-fc --scale-heads --disable-entangle \
   --dropout 0.0 --attention-dropout 0.0 --resnet-drop-path-rate 0.0 --encoder-drop-path-rate 0.0 --decoder-drop-path-rate 0.0 \
-  --criterion scst_reward_criterion --scst --scst-args "$SCST_ARGS" --scst-cider-cached-tokens "$CIDER_DF" \
+  --criterion scst_reward_criterion --scst --scst-cider-cached-tokens "$CIDER_DF" \
   --scst-baseline "$BASELINE" \
   --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-08 --weight-decay "$WEIGHT_DECAY" --clip-norm 1.0 \
   --lr-scheduler ofa_polynomial_decay --lr "$LR" --end-learning-rate "$END_LR" --warmup-ratio "$WARMUP_RATIO" \
   --max-epoch "$MAX_EPOCH" --batch-size "$BATCH_SIZE" --update-freq "$UPDATE_FREQ" --num-workers "$NUM_WORKERS" \
-  --eval-cider --eval-args "$EVAL_ARGS" --best-checkpoint-metric cider --maximize-best-checkpoint-metric \
+  --eval-cider --best-checkpoint-metric cider --maximize-best-checkpoint-metric \
   --no-epoch-checkpoints --keep-best-checkpoints 1 --fixed-validation-seed 7 \
   --save-dir "$SAVE_DIR" --log-format simple --log-interval 10 \
   "${args[@]}" $DEVICE_ARGS "$@"

@@ -27,7 +27,8 @@ from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
-from ofa_sic.generation import OFASequenceGenerator, parse_constraint_range
+from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
+from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON
 from ofa_sic.tasks.trained_settings import adopt_trained_settings, read_saved_task_config, training_start_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class StyleCaptionConfig(FairseqDataclass):
     eval_cider_cached_tokens: Optional[str] = field(
         default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: built from the valid references"}
     )
-    eval_args: str = field(default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}', metadata={"help": "JSON generation options for validation"})
+    eval_args: str = field(default=OFA_CAPTION_GENERATION_JSON, metadata={"help": "JSON generation options for validation"})
     mlm_ratio: float = field(default=0.0, metadata={"help": "style-token masked-LM examples per training caption (0 = off; fractions allowed)"})
     mlm_prompt_template: str = field(default=DEFAULT_MLM_PROMPT, metadata={"help": "MLM prompt with {style} and {text} (the masked caption)"})
     mlm_image: str = field(default="same", metadata={"help": "image of MLM examples: same (the row's) or none (OFA's text-only form)"})
@@ -71,7 +72,7 @@ class StyleCaptionConfig(FairseqDataclass):
     mlm_replace_length: int = field(default=1, metadata={"help": "1: span -> one <mask>; 0: delete the span; -1: mask every token"})
     scst: bool = field(default=False, metadata={"help": "build the scst_generator for self-critical training (stage 2)"})
     scst_args: str = field(
-        default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}',
+        default=OFA_CAPTION_GENERATION_JSON,
         metadata={"help": "JSON generation options of the SCST hypotheses (beam search or sampling)"},
     )
     eval_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis and its references per validation batch"})
@@ -259,12 +260,14 @@ class StyleCaptionTask(FairseqTask):
         from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
 
         if self.cfg.eval_cider_cached_tokens:
-            return CiderD(df=self.cfg.eval_cider_cached_tokens)
+            scorer = CiderD(df=self.cfg.eval_cider_cached_tokens)
+            self.cleaner.check_recorded(scorer.cleaning, f"--eval-cider-cached-tokens {self.cfg.eval_cider_cached_tokens}")
+            return scorer
         if "valid" not in self.datasets:
             self.load_dataset("valid")
         dataset = self.datasets["valid"]
         references = [dataset.references(i) for i in range(len(dataset))]
-        return CiderD(df=build_document_frequency(references))
+        return CiderD(df=build_document_frequency(references, self.cleaner.settings()))
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
