@@ -14,8 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-interop.txt setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip setuptools wheel
 	$(BIN)/pip install torch==$(TORCH_VERSION)
-	$(BIN)/pip install -r requirements.txt
-	$(BIN)/pip install -r requirements-interop.txt
+	$(BIN)/pip install -r requirements.txt -r requirements-interop.txt
 	$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	# fairseq resolves a relative --user-dir against site-packages too: with this link,

@@ -46,7 +46,7 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
                 tensor.copy_(0.05 * noise)
 
 
-def fairseq_checkpoint(tmp_path, demo_data, name="ofa.pt", seed=0, **overrides):
+def fairseq_checkpoint(tmp_path, demo_data, name="ofa.pt", seed=0, task=None, **overrides):
     """A style_caption checkpoint of a random ofa_demo-sized model, as fairseq stores it (cfg with the model
     Namespace and the task settings); returns (path, model in eval mode)."""
     options = dict(DEMO_OPTIONS, **overrides)
@@ -58,7 +58,7 @@ def fairseq_checkpoint(tmp_path, demo_data, name="ofa.pt", seed=0, **overrides):
         "task": {"_name": "style_caption", "data": str(demo_data["data"]), "bpe_dir": str(demo_data["bpe"]),
                  "code_dict_size": 8192, "num_bins": 1000, "patch_image_size": 96,
                  "imagenet_default_mean_and_std": False, "prompt_template": " what does the image describe? write a {} reply.",
-                 "style_format": "token", "mlm_ratio": 0.0, "mlm_image": "same"},
+                 "style_format": "token", "mlm_ratio": 0.0, "mlm_image": "same", **(task or {})},
         "common": {"seed": 1},
     }
     path = tmp_path / name
@@ -120,8 +120,7 @@ def load_modelscope(folder):
     return model.eval()
 
 
-def load_fairseq(path, demo_data):
-    import ofa_sic  # noqa: F401
+def load_fairseq(path):
     from fairseq import checkpoint_utils
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(path)], arg_overrides={"eval_cider": False})
@@ -155,7 +154,7 @@ def test_modelscope_model_imports_with_the_same_logits(demo_data, tmp_path):
     report = convert("modelscope", "fairseq", str(tmp_path / "ms"), str(tmp_path / "fs"),
                      styles_file=str(demo_data["data"] / "styles.txt"))
     assert any("removed the 'model.' prefix" in line for line in report.lines())
-    model, task = load_fairseq(tmp_path / "fs" / "checkpoint.pt", demo_data)
+    model, task = load_fairseq(tmp_path / "fs" / "checkpoint.pt")
     assert task.styles.names == (demo_data["data"] / "styles.txt").read_text().splitlines()
     assert task.cfg.patch_image_size == 96
     src, prev, images, masks = batch(1, reference.config.vocab_size)
@@ -191,6 +190,15 @@ def test_round_trips_keep_every_tensor_bit_for_bit(demo_data, tmp_path):
     assert set(final) == {"model." + key for key in original}
     for key, value in original.items():
         assert value.dtype == final["model." + key].dtype and torch.equal(value, final["model." + key]), key
+
+
+def test_known_port_differences_are_warned_about_when_they_matter(demo_data, tmp_path):
+    path, _ = fairseq_checkpoint(tmp_path, demo_data, task={"mlm_ratio": 0.5, "mlm_image": "none"}, decoder_drop_path_rate=0.1)
+    warnings = convert("fairseq", "hf", str(path), str(tmp_path / "hf")).warnings
+    assert any("per position" in line and "decoder_drop_path_rate=0.1" in line for line in warnings), warnings
+    assert any("text-only rows" in line and "patch_masks" in line for line in warnings), warnings
+    path, _ = fairseq_checkpoint(tmp_path, demo_data, name="plain.pt")
+    assert convert("fairseq", "hf", str(path), str(tmp_path / "hf2")).warnings == []
 
 
 @pytest.mark.parametrize("overrides, target, message", [
@@ -246,3 +254,41 @@ def test_missing_config_mixed_prefix_and_existing_output_fail_clearly(demo_data,
     path, _ = fairseq_checkpoint(tmp_path, demo_data)
     with pytest.raises(FileExistsError, match="nothing is overwritten"):
         convert("fairseq", "modelscope", str(path), str(tmp_path / "out"))
+
+
+def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_data, tmp_path):
+    """The command line end to end: convert a ModelScope folder, then the real fairseq-generate,
+    fairseq-train --restore-file and `ofa-sic caption` load it strictly and run."""
+    from PIL import Image
+
+    from conftest import REPO_ROOT, fairseq_command, run_command
+
+    modelscope_folder(tmp_path / "ms", demo_data)
+    styles = demo_data["data"] / "styles.txt"
+    result = run_command([fairseq_command("ofa-sic"), "convert", "--from", "modelscope", "--to", "fairseq",
+                          tmp_path / "ms", tmp_path / "fs", "--styles", styles])
+    assert "wrote" in result.stdout and "arch ofa_demo" in result.stdout
+    checkpoint, bpe = tmp_path / "fs" / "checkpoint.pt", tmp_path / "fs" / "bpe"
+    common = ["--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption", "--patch-image-size", "96", "--cpu",
+              "--bpe-dir", bpe]
+
+    generated = run_command([fairseq_command("fairseq-generate"), demo_data["data"], *common, "--path", checkpoint,
+                             "--gen-subset", "test", "--beam", "2", "--max-len-b", "5", "--batch-size", "6"])
+    test_rows = sum(1 for line in (demo_data["data"] / "test.tsv").read_text().splitlines() if line.strip())
+    assert sum(1 for line in generated.stdout.splitlines() if line.startswith("D-")) == test_rows
+    assert "checkpoint lacks" not in generated.stdout + generated.stderr  # nothing filled in: a strict load
+
+    trained = run_command([fairseq_command("fairseq-train"), demo_data["data"], *common, "--arch", "ofa_demo",
+                           "--restore-file", checkpoint, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
+                           "--criterion", "adjust_label_smoothed_cross_entropy", "--optimizer", "adam", "--lr", "1e-4",
+                           "--batch-size", "16", "--max-update", "1", "--disable-validation", "--no-save",
+                           "--num-workers", "0", "--log-format", "simple"])
+    assert "Loaded checkpoint" in trained.stdout + trained.stderr
+
+    image = tmp_path / "red.png"
+    Image.new("RGB", (120, 90), (200, 30, 30)).save(image)
+    style = styles.read_text().splitlines()[3]
+    captioned = run_command([fairseq_command("ofa-sic"), "caption", image, "--style", style, "--path", checkpoint,
+                             "--cpu", "--beam", "2", "--max-len-b", "5"])
+    [line] = captioned.stdout.strip().splitlines()
+    assert line.split("\t")[:2] == [str(image), style]

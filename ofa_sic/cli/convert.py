@@ -7,8 +7,9 @@ is refused with the reason. OUT must not exist yet.
 """
 import argparse
 
+from ofa_sic.convert.converter import FORMATS
+
 HELP = "convert OFA checkpoints between fairseq, ModelScope and the Hugging Face OFA port"
-FORMATS = ("fairseq", "modelscope", "hf")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ofa_sic.convert import convert
+    from ofa_sic.convert.converter import convert
 
     report = convert(args.source_format, args.target_format, args.src, args.out, args.styles, args.bpe_dir)
     for line in report.lines():

@@ -14,8 +14,6 @@ import argparse
 import os
 from typing import Dict, List, Optional
 
-import torch
-
 from ofa_sic.convert import files, vocab
 from ofa_sic.convert.config import pick_arch
 from ofa_sic.convert.keys import check_layout
@@ -30,7 +28,6 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
 
     `bpe_dir` replaces the BPE folder stored in the checkpoint; `styles` replaces its styles.txt.
     """
-    import ofa_sic  # noqa: F401  (registers the model, installs the safe checkpoint loader)
     from fairseq import checkpoint_utils
     from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
 
@@ -97,7 +94,9 @@ def write_checkpoint(model: OFAModelFiles, out: str, report: Report) -> None:
     from ofa_sic.data.text import build_ofa_dictionary
 
     arch, explicit = pick_arch(model.model_args)
-    report.note(f"arch {arch}" + (f"; options that differ from its defaults are stored too: {', '.join(explicit)}" if explicit else ""))
+    differing = ", ".join(f"{name}={model.model_args[name]!r}" for name in explicit)
+    report.note(f"arch {arch}" + (f"; stored options that differ from its defaults (fairseq-train --restore-file "
+                                  f"needs them on its command line too): {differing}" if explicit else ""))
     final = os.path.abspath(out)
     with files.staged_folder(out) as tmp:
         vocab.write_bpe_dir(model.vocabulary, os.path.join(tmp, "bpe"))

@@ -55,7 +55,6 @@ class OFAModelFiles:
 
 def build_ofa_model(model_args: Dict, vocab_size: int, arch: str = "ofa_large"):
     """The ofa_sic OFAModel with options `model_args` and `vocab_size` token rows (random weights)."""
-    import ofa_sic  # noqa: F401  (registers the model)
     from fairseq.data import Dictionary
     from fairseq.models import ARCH_CONFIG_REGISTRY
 

@@ -13,6 +13,7 @@ Buffers that differ between the ports and ofa_sic:
   first L x L block is what either side ever reads: it is carried over unchanged (so the numerics stay
   exactly the source's), the rest of the ports' 1024 x 1024 table is the ports' own formula.
 """
+import argparse
 import json
 import os
 from typing import Dict, List, Optional
@@ -76,13 +77,13 @@ def read_folder(src: str, fmt: str, styles: Optional[List[str]], report: Report)
     elif styles is None:
         report.warn(f"{folder} has no styles.txt; pass --styles FILE so the converted model captions by style name "
                     "(ModelScope prototype models use style i = <code_i> in the order of their personalities list)")
-    return OFAModelFiles(state, model_args, vocabulary, task, styles, text_only_rows=False)
+    return OFAModelFiles(state, model_args, vocabulary, task, styles)
 
 
 def write_folder(model: OFAModelFiles, out: str, fmt: str, report: Report) -> None:
     """Write a model folder that `OFAModel.from_pretrained` of `fmt` loads with no missing or unexpected keys."""
     model.vocabulary.require_port_layout(FORMATS[fmt])
-    config = hf_config_from_args(_namespace(model.model_args), model.vocab_size, fmt, report)
+    config = hf_config_from_args(argparse.Namespace(**model.model_args), model.vocab_size, fmt, report)
     port_like = dict(model.model_args, scale_heads=True, freeze_resnet=False, sync_bn=False)
     shapes, derived = ofa_layout(port_like, model.vocab_size)
     expected = {hf_name(k): v for k, v in shapes.items() if not k.endswith(".version")}
@@ -191,8 +192,3 @@ def _modelscope_configuration(task: Dict) -> Dict:
         },
     }
 
-
-def _namespace(model_args: Dict):
-    import argparse
-
-    return argparse.Namespace(**model_args)
