@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from ofa_sic.convert import files, vocab
 from ofa_sic.convert.config import pick_arch
-from ofa_sic.convert.keys import check_layout
+from ofa_sic.convert.keys import check_layout, tie_embeddings
 from ofa_sic.convert.model import MODEL_OPTIONS, TASK_DEFAULTS, OFAModelFiles, is_derived_buffer, ofa_layout
 from ofa_sic.convert.report import ConversionRefused, Report
 
@@ -44,11 +44,13 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
     task_cfg = state["cfg"]["task"] if state.get("cfg") is not None else vars(state["args"])
     task_get = lambda name, default=None: task_cfg.get(name, default) if hasattr(task_cfg, "get") else default  # noqa: E731
 
-    filled = argparse.Namespace(**vars(args))  # the arch's defaults for options the checkpoint does not store
+    stored = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    filled = argparse.Namespace(**stored)  # the arch's defaults for options the checkpoint does not store
     ARCH_CONFIG_REGISTRY[arch](filled)
     model_args = {name: getattr(filled, name) for name in MODEL_OPTIONS}
 
     weights = dict(state["model"])
+    tie_embeddings(weights, path)
     vocab_size = weights["encoder.embed_tokens.weight"].size(0)
     shapes, derived = ofa_layout(model_args, vocab_size)
     missing = sorted(key for key in shapes if key not in weights and not is_derived_buffer(key))

@@ -35,6 +35,10 @@ _LAYER_RENAMES: List[Tuple[str, str, str]] = [
 _LAYER_KEY = re.compile(r"^(?P<side>encoder|decoder)\.layers\.(?P<layer>\d+)\.(?P<module>[^.]+)\.(?P<rest>.+)$")
 
 
+#: The three names of OFA's one shared token embedding (both ports and fairseq tie them).
+TIED_EMBEDDING_KEYS = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
+
+
 class LayoutMismatchError(ValueError):
     """A converted state dict does not have the keys and shapes the target expects."""
 
@@ -104,3 +108,20 @@ def _compress(keys: Iterable[str]) -> List[str]:
         if short not in folded:
             folded.append(short)
     return folded
+
+
+def tie_embeddings(state: Dict[str, torch.Tensor], src: str) -> List[str]:
+    """Give every name of TIED_EMBEDDING_KEYS the shared token embedding (files that store tied weights once,
+    e.g. safetensors, keep only one name). Returns the names filled in; raises LayoutMismatchError if the
+    names present hold different values (the ports cannot express untied embeddings)."""
+    present = [key for key in TIED_EMBEDDING_KEYS if key in state]
+    if not present:
+        raise LayoutMismatchError(f"{src} has no token embedding ({', '.join(TIED_EMBEDDING_KEYS)})")
+    shared = state[present[0]]
+    for key in present[1:]:
+        if state[key].shape != shared.shape or not torch.equal(state[key], shared):
+            raise LayoutMismatchError(f"{src}: {key} differs from {present[0]}; OFA ties them, an untied model does not convert")
+    filled = [key for key in TIED_EMBEDDING_KEYS if key not in state]
+    for key in filled:
+        state[key] = shared
+    return filled

@@ -22,7 +22,7 @@ import torch
 
 from ofa_sic.convert import files, vocab
 from ofa_sic.convert.config import hf_config_from_args, model_args_from_hf_config
-from ofa_sic.convert.keys import check_layout, hf_name, rename_all
+from ofa_sic.convert.keys import check_layout, hf_name, rename_all, tie_embeddings
 from ofa_sic.convert.model import TASK_DEFAULTS, OFAModelFiles, is_derived_buffer, ofa_layout
 from ofa_sic.convert.report import ConversionRefused, Report
 
@@ -46,17 +46,21 @@ def read_folder(src: str, fmt: str, styles: Optional[List[str]], report: Report)
     weights = files.read_weights(weights_path or files.find_weights(folder))
     weights = _strip_prefix(weights, src, report)
     model_args = model_args_from_hf_config(config, fmt, report)
-    vocab_size = weights.get("encoder.embed_tokens.weight", torch.empty(0, 0)).size(0)
+    state = rename_all(weights, to_hf=False)
+    filled = tie_embeddings(state, src)
+    if filled:
+        report.note(f"tied token embedding stored once: filled in {', '.join(filled)}")
+    vocab_size = state["encoder.embed_tokens.weight"].size(0)
     if vocab_size != config.get("vocab_size", vocab_size):
         raise ConversionRefused(f"the weights have {vocab_size} token rows but config.json says vocab_size {config['vocab_size']}")
-
-    state = rename_all(weights, to_hf=False)
     shapes, derived = ofa_layout(model_args, vocab_size)
     limit = model_args["max_source_positions"]
     for side in ("encoder", "decoder"):
         key = f"{side}.token_rp_bucket"
-        if key in state:
-            state[key] = state[key][:limit, :limit].clone()
+        if key not in state:  # the port would compute its own table for 1024 positions: use that one
+            state[key] = _port_token_buckets(None, model_args["token_bucket_size"])
+            report.note(f"{key} is not in the weights: used the ports' table (computed for {PORT_TOKEN_POSITIONS} positions)")
+        state[key] = state[key][:limit, :limit].clone()
     for key, value in derived.items():
         if key.endswith("image_position_idx") or key.endswith(".version") or key not in state:
             state[key] = value
@@ -163,15 +167,16 @@ def _port_image_position_idx(ofa_idx: torch.Tensor) -> torch.Tensor:
     return ofa_idx[:-1].clone()
 
 
-def _port_token_buckets(table: torch.Tensor, bucket_size: int) -> torch.Tensor:
-    """The ports' 1024 x 1024 token bucket table with the model's own L x L block in its corner."""
+def _port_token_buckets(table: Optional[torch.Tensor], bucket_size: int) -> torch.Tensor:
+    """The ports' 1024 x 1024 token bucket table, with the model's own L x L `table` in its corner if given."""
     from ofa_sic.models.position import make_token_bucket_position
 
-    limit = table.size(0)
-    if limit > PORT_TOKEN_POSITIONS:
-        raise ConversionRefused(f"max positions {limit} exceed the ports' {PORT_TOKEN_POSITIONS}")
     port = make_token_bucket_position(bucket_size, PORT_TOKEN_POSITIONS)
-    port[:limit, :limit] = table
+    if table is not None:
+        limit = table.size(0)
+        if limit > PORT_TOKEN_POSITIONS:
+            raise ConversionRefused(f"max positions {limit} exceed the ports' {PORT_TOKEN_POSITIONS}")
+        port[:limit, :limit] = table
     return port
 
 
