@@ -271,18 +271,20 @@ def test_missing_config_mixed_prefix_and_existing_output_fail_clearly(demo_data,
         convert("fairseq", "modelscope", str(path), str(tmp_path / "out"))
 
 
-def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_data, tmp_path):
-    """The command line end to end: convert a ModelScope folder, then the real fairseq-generate,
+def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_data, tmp_path, capsys):
+    """The command line end to end: `ofa-sic convert` a ModelScope folder, then the real fairseq-generate,
     fairseq-train --restore-file and `ofa-sic caption` load it strictly and run."""
     from PIL import Image
 
     from conftest import REPO_ROOT, fairseq_command, run_command
+    from ofa_sic.cli.main import main
 
     modelscope_folder(tmp_path / "ms", demo_data)
     styles = demo_data["data"] / "styles.txt"
-    result = run_command([fairseq_command("ofa-sic"), "convert", "--from", "modelscope", "--to", "fairseq",
-                          tmp_path / "ms", tmp_path / "fs", "--styles", styles])
-    assert "wrote" in result.stdout and "arch ofa_demo" in result.stdout
+    assert main(["convert", "--from", "modelscope", "--to", "fairseq", str(tmp_path / "ms"), str(tmp_path / "fs"),
+                 "--styles", str(styles)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "arch ofa_demo" in printed
     checkpoint, bpe = tmp_path / "fs" / "checkpoint.pt", tmp_path / "fs" / "bpe"
     common = ["--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption", "--patch-image-size", "96", "--cpu",
               "--bpe-dir", bpe]
@@ -296,7 +298,7 @@ def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_dat
     trained = run_command([fairseq_command("fairseq-train"), demo_data["data"], *common, "--arch", "ofa_demo",
                            "--restore-file", checkpoint, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
                            "--criterion", "adjust_label_smoothed_cross_entropy", "--optimizer", "adam", "--lr", "1e-4",
-                           "--batch-size", "16", "--max-update", "1", "--disable-validation", "--no-save",
+                           "--batch-size", "16", "--max-update", "1", "--disable-validation", "--no-save", "--save-dir", tmp_path / "train",
                            "--num-workers", "0", "--log-format", "simple"])
     assert "Loaded checkpoint" in trained.stdout + trained.stderr
 
@@ -307,3 +309,14 @@ def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_dat
                              "--cpu", "--beam", "2", "--max-len-b", "5"])
     [line] = captioned.stdout.strip().splitlines()
     assert line.split("\t")[:2] == [str(image), style]
+
+
+def test_cli_refusal_is_one_error_line_with_exit_code_2(demo_data, tmp_path, capsys):
+    from ofa_sic.cli.main import main
+
+    path, _ = fairseq_checkpoint(tmp_path, demo_data, disable_entangle=False)
+    assert main(["convert", "--from", "fairseq", "--to", "modelscope", str(path), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("ofa-sic convert: error:")]
+    assert len(errors) == 1 and "--disable-entangle" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
