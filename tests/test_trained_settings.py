@@ -55,10 +55,13 @@ def test_style_free_prompt_through_fairseq_generate(demo_data, trained):
 
 
 def test_scst_from_a_stage1_checkpoint_trains_with_its_settings(demo_data, trained, tmp_path):
+    df_path = tmp_path / "train-words-keep-case.p"  # the reward's df must be cleaned as the checkpoint was trained
+    run_command([fairseq_command("ofa-sic"), "cider-df", "--tsv", demo_data["data"] / "train.tsv", "--out", df_path,
+                 "--keep-case"])
     args = train_args(demo_data, tmp_path / "scst", "--max-update", "1", "--no-save", "--disable-validation",
                       "--restore-file", trained, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
                       "--reset-lr-scheduler", "--freeze-resnet", "--scst", "--scst-args", '{"beam": 2, "max_len_b": 5}',
-                      "--scst-cider-cached-tokens", demo_data["data"] / "train-words.p", "--batch-size", "2")
+                      "--scst-cider-cached-tokens", df_path, "--batch-size", "2")
     args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
     del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
     args.remove("--report-accuracy")
