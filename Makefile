@@ -10,11 +10,11 @@ FAIRSEQ_SPEC := $(shell $(PYTHON) -c 'import sys; print("fairseq-fixed==0.12.3.1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt setup.py Makefile
+$(VENV)/.installed: requirements.txt requirements-interop.txt setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip setuptools wheel
 	$(BIN)/pip install torch==$(TORCH_VERSION)
-	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -r requirements.txt -r requirements-interop.txt
 	$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	# fairseq resolves a relative --user-dir against site-packages too: with this link,

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ofa_sic.cli import caption, check_data, cider_df, demo_data, evaluate, prepare_pcap, score_generate
+from ofa_sic.cli import caption, check_data, cider_df, convert, demo_data, evaluate, prepare_pcap, score_generate
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "cider-df": cider_df,
     "evaluate": evaluate,
     "caption": caption,
+    "convert": convert,
 }
 
 
