@@ -59,7 +59,9 @@ args=(--finetune-from-model "$RESTORE_FILE")
 [ "$MAX_UPDATE" -gt 0 ] && args+=(--max-update "$MAX_UPDATE")
 
 mkdir -p "$SAVE_DIR"
-exec "${FAIRSEQ_TRAIN:-fairseq-train}" "$DATA" --user-dir "$ROOT/ofa_sic" --task style_caption --arch "$ARCH" \
+# FAIRSEQ_TRAIN may be a launcher command line, e.g. "torchrun --nproc_per_node=4 $(which fairseq-train)".
+read -r -a launcher <<< "${FAIRSEQ_TRAIN:-fairseq-train}"
+exec "${launcher[@]}" "$DATA" --user-dir "$ROOT/ofa_sic" --task style_caption --arch "$ARCH" \
   --bpe-dir "$BPE_DIR" --patch-image-size "$PATCH_IMAGE_SIZE" \
   --encoder-normalize-before --decoder-normalize-before --share-decoder-input-output-embed --share-all-embeddings \
   --layernorm-embedding --patch-layernorm-embedding --code-layernorm-embedding --add-type-embedding \

@@ -45,7 +45,9 @@ args=()
   --validate-interval-updates "$SAVE_INTERVAL_UPDATES" --keep-interval-updates "$KEEP_INTERVAL_UPDATES")
 
 mkdir -p "$SAVE_DIR"
-exec "${FAIRSEQ_TRAIN:-fairseq-train}" "$DATA" --user-dir "$ROOT/ofa_sic" --task style_caption --arch "$ARCH" \
+# FAIRSEQ_TRAIN may be a launcher command line, e.g. "torchrun --nproc_per_node=4 $(which fairseq-train)".
+read -r -a launcher <<< "${FAIRSEQ_TRAIN:-fairseq-train}"
+exec "${launcher[@]}" "$DATA" --user-dir "$ROOT/ofa_sic" --task style_caption --arch "$ARCH" \
   --bpe-dir "$BPE_DIR" --patch-image-size "$PATCH_IMAGE_SIZE" \
   --max-src-length "$MAX_SRC_LENGTH" --max-tgt-length "$MAX_TGT_LENGTH" \
   --encoder-normalize-before --decoder-normalize-before --share-decoder-input-output-embed --share-all-embeddings \
