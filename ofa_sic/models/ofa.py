@@ -13,7 +13,8 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 
 from ofa_sic.models.decoder import OFADecoder
-from ofa_sic.models.encoder import Embedding, OFAEncoder
+from ofa_sic.models.encoder import OFAEncoder
+from ofa_sic.models.position import Embedding
 from ofa_sic.models.resnet import BLOCKS_PER_LAYER
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class OFAModel(FairseqEncoderDecoderModel):
             raise ValueError("OFA shares one token embedding: the task must use one dictionary for source and target")
         if args.encoder_embed_dim != args.decoder_embed_dim:
             raise ValueError("OFA shares all embeddings: --encoder-embed-dim must equal --decoder-embed-dim")
-        missing = [flag for flag in CAPTION_RECIPE_FLAGS if not getattr(args, flag, False)]
+        missing = [flag for flag in CAPTION_RECIPE_FLAGS if not getattr(args, flag)]
         if missing:
             logger.warning(
                 "building %s without %s: released OFA checkpoints were trained with these flags; "
