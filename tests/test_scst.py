@@ -69,7 +69,7 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
     hyps = [[torch.tensor([10, 11, eos]), torch.tensor([12, eos]), torch.tensor([10, 12, 13, eos])],
             [torch.tensor([14, eos]), torch.tensor([15, 16, eos]), torch.tensor([eos])]]
     scores = np.array([0.9, 0.3, 0.6, 0.2, 0.8, 0.5])
-    monkeypatch.setattr(criterion, "generate", lambda model, sample, generator: hyps)
+    monkeypatch.setattr(criterion, "generate", lambda model, sample, generator, encoder_out=None: hyps)
     monkeypatch.setattr(criterion, "cider_scores", lambda hypotheses, references: scores)
     loss, sample_size, log = criterion(model, sample)
 
