@@ -60,11 +60,10 @@ class Captioner:
         return [self.task.decode(beams[0]["tokens"]) for beams in hypotheses]
 
     def image_tensor(self, image) -> torch.Tensor:
-        """PIL image -> [3, S, S] with the checkpoint's patch size and normalisation."""
+        """PIL image -> uint8 [3, S, S] at the checkpoint's patch size (the task normalises it)."""
         from ofa_sic.data.image_transform import CaptionImageTransform
 
-        cfg = self.task.cfg
-        return CaptionImageTransform(cfg.patch_image_size, cfg.imagenet_default_mean_and_std)(image)
+        return CaptionImageTransform(self.task.cfg.patch_image_size)(image)
 
     def caption_images(self, images: Sequence, styles: Sequence[str], batch_size: int = 16) -> List[str]:
         """Caption `images[i]` (PIL) in style `styles[i]` (names known to `self.styles`), `batch_size` at a time."""
