@@ -13,12 +13,15 @@ import torch
 
 from ofa_sic.cli.generation_options import GenerationOptions
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 class Captioner:
     """A style_caption model, its task and a sequence generator, ready to caption."""
 
     def __init__(self, path: str, options: GenerationOptions, data: Optional[str] = None,
-                 bpe_dir: Optional[str] = None, cpu: bool = False):
+                 bpe_dir: Optional[str] = None, cpu: bool = False, precision: str = "fp32"):
+        """precision: "fp32", "fp16" or "bf16", the dtype the model generates in."""
         import ofa_sic  # noqa: F401  (registers the task and the model with fairseq)
         from fairseq import checkpoint_utils
 
@@ -41,7 +44,9 @@ class Captioner:
         self.task = task
         self.options = options
         self.device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-        self.model = models[0].to(self.device).eval()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.model = models[0].to(device=self.device, dtype=PRECISIONS[precision]).eval()
         self.generator = task.build_generator([self.model], argparse.Namespace(**options.as_dict()))
 
     @property
