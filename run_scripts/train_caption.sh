@@ -36,6 +36,13 @@ EVAL_ARGS=${EVAL_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
 DEVICE_ARGS=${DEVICE_ARGS:-}
 
 args=()
+# Precision as OFA's GPU scripts (--fp16, loss-scale window 512); PRECISION=amp (fp16 autocast on a GPU,
+# bf16 on a CPU) or fp32 to change it; without a GPU (or with DEVICE_ARGS=--cpu) the default is fp32.
+command -v nvidia-smi > /dev/null && [[ "$DEVICE_ARGS" != *--cpu* ]] && PRECISION=${PRECISION:-fp16} || PRECISION=${PRECISION:-fp32}
+case "$PRECISION" in
+  fp16) args+=(--fp16 --fp16-scale-window 512) ;; amp) args+=(--amp) ;; fp32) ;;
+  *) echo "PRECISION must be fp16, amp or fp32, got $PRECISION" >&2; exit 2 ;;
+esac
 [ -n "$RESTORE_FILE" ] && args+=(--restore-file "$RESTORE_FILE" --reset-optimizer --reset-dataloader --reset-meters)
 [ "$FREEZE_EMBEDDINGS" = 1 ] && args+=(--freeze-encoder-embedding --freeze-decoder-embedding)
 [ "$SAVE_INTERVAL_UPDATES" -gt 0 ] && args+=(--save-interval-updates "$SAVE_INTERVAL_UPDATES"
