@@ -116,12 +116,18 @@ def deterministic_weights(model):
 
 
 class BenchTask:
-    """What the SCST criterion reads from its task: options, dictionary, generator and decoding."""
+    """What the SCST criterion reads from its task: options, dictionary, generator, caption cleaning,
+    the constraint of the teacher-forced log-probs (none: the whole vocabulary, the baseline's
+    default) and decoding (ids -> words "w<id>")."""
 
     def __init__(self, dictionary, generator, scst_args):
+        from ofa_sic.data.text import CaptionCleaner
+
         self.cfg = argparse.Namespace(scst=True, scst_args=json.dumps(scst_args))
         self.target_dictionary = self.source_dictionary = dictionary
         self.scst_generator = generator
+        self.cleaner = CaptionCleaner()
+        self.constraint_range = None
         self.separator_id = dictionary.index("<mask>")
 
     def decode(self, tokens) -> str:
