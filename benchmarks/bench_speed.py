@@ -153,7 +153,7 @@ class Worker:
         from fairseq.models import ARCH_CONFIG_REGISTRY
 
         from criterions.scst_loss import ScstRewardCriterion
-        from ofa_sic.generation import OFASequenceGenerator
+        from ofa_sic.generation.generator import OFASequenceGenerator
         from ofa_sic.metrics.cider_d import build_document_frequency
         from ofa_sic.models.ofa import OFAModel
 

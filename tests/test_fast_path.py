@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ofa_reference import build_model, build_reference_model, dictionary_from_symbols
-from ofa_sic.generation import OFASequenceGenerator
+from ofa_sic.generation.generator import OFASequenceGenerator
 from ofa_sic.models.attention import MultiheadAttention
 from ofa_sic.models.encoder import group_rows_by_source
 

@@ -66,7 +66,7 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
     task, model, criterion = build_task_and_criterion(demo_data)
     task.load_dataset("train")
     dataset = task.dataset("train")
-    sample = dataset.collater([dataset[0], dataset[1]])
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)  # as task.train_step does
     eos = task.target_dictionary.eos()
     hyps = [[torch.tensor([10, 11, eos]), torch.tensor([12, eos]), torch.tensor([10, 12, 13, eos])],
             [torch.tensor([14, eos]), torch.tensor([15, 16, eos]), torch.tensor([eos])]]
@@ -117,7 +117,7 @@ def scst_lprobs_and_generator_scores(demo_data, *extra):
     task, model, criterion = build_task_and_criterion(demo_data, *extra)
     task.load_dataset("train")
     dataset = task.dataset("train")
-    sample = dataset.collater([dataset[0], dataset[1]])
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)  # as task.train_step does
     model.eval()
     with torch.no_grad():
         output = task.scst_generator.generate([model], sample)
