@@ -9,10 +9,18 @@ does). The advantage of hypothesis k is its score minus a baseline:
 - `mean`: the mean score of all K hypotheses of the image.
 The loss is -sum over non-pad tokens of log p(token) * advantage, from a teacher-forced pass in train
 mode over the hypotheses; its log-probs are normalised over exactly the ids the generator may produce
-(the task's `--constraint-range`, by default the text ids), so they are the generator's own scores. Logged: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean
+(the task's `--constraint-range`, by default the text ids), so they are the generator's own scores.
+Log-probs and advantages are fp32 whatever the model's precision.
+
+Each image is encoded once for its K hypotheses (the decoder rows of an image share its encoding;
+OFA-main repeats the whole input K times). When the encoder computes the same in train and eval
+mode (no dropout or drop path, frozen BatchNorm: stage 2's settings) generation also decodes from
+that training-pass encoding instead of encoding again; otherwise it encodes in eval mode (logged
+once). Logged: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean
 |advantage|), and the shares of time spent in generation, reward and forward/backward.
 """
 import json
+import logging
 import time
 from argparse import Namespace
 from dataclasses import dataclass, field
@@ -29,7 +37,11 @@ from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
 from ofa_sic.metrics.cider_d import CiderD
 
+logger = logging.getLogger(__name__)
+
 BASELINES = ChoiceEnum(["loo", "greedy", "mean"])
+#: the net_input entries the encoder reads
+ENCODER_INPUTS = ("src_tokens", "src_lengths", "patch_images", "patch_masks")
 
 
 @dataclass
@@ -46,6 +58,11 @@ def wrap_for_cider(text: str, cleaner: CaptionCleaner) -> str:
     """The reward text: `text` cleaned as the training targets are, with " <eos>" appended (OFA's
     reward text under the default cleaning: no punctuation, single spaces)."""
     return cleaner(text) + " <eos>"
+
+
+def detached(encoder_out):
+    """An encoder-out dict whose tensors no longer carry gradients (for decoding under no_grad)."""
+    return {key: [t.detach() for t in value] if isinstance(value, list) else value for key, value in encoder_out.items()}
 
 
 def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_scores: Optional[np.ndarray] = None) -> np.ndarray:
@@ -86,6 +103,7 @@ class ScstRewardCriterion(FairseqCriterion):
         self.ignore_prefix_size = ignore_prefix_size
         self.sentence_avg = sentence_avg
         self._greedy_generator = None
+        self._reports_encoding = True
 
     # ---- pieces -------------------------------------------------------------------------------
 
@@ -94,12 +112,31 @@ class ScstRewardCriterion(FairseqCriterion):
         pad = self.padding_idx
         return [self.task.decode(row[row.ne(pad)]).split(REFERENCE_SEPARATOR) for row in sample["target"]]
 
-    def generate(self, model, sample, generator):
-        """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K."""
+    def generate(self, model, sample, generator, encoder_out=None):
+        """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K.
+
+        encoder_out: the training pass's encoding of `sample` to decode from (see `training_encoding`).
+        """
         model.eval()
+        given = None if encoder_out is None else [detached(encoder_out)]
         with torch.no_grad():
-            output = generator.generate([model], sample)
+            output = generator.generate([model], sample, encoder_outs=given)
         return [[hyp["tokens"] for hyp in hyps] for hyps in output]
+
+    def training_encoding(self, model, sample):
+        """The train-mode encoding of `sample` (with gradients) when generation may reuse it, else None."""
+        exact = model.encoder.is_exact_in_training()
+        if self._reports_encoding:
+            self._reports_encoding = False
+            if exact:
+                logger.info("SCST: each batch is encoded once, for generation and training")
+            else:
+                logger.info("SCST: dropout, drop path or BatchNorm statistics make the train-mode encoder differ "
+                            "from eval mode; generation encodes each batch again in eval mode")
+        if not exact:
+            return None
+        model.train()
+        return model.encoder(**{key: sample["net_input"][key] for key in ENCODER_INPUTS})
 
     def cider_scores(self, hypotheses: List[List[torch.Tensor]], references: List[List[str]]) -> np.ndarray:
         """CIDEr-D of every hypothesis, image-major: [num_images * K]."""
@@ -119,9 +156,15 @@ class ScstRewardCriterion(FairseqCriterion):
             self._greedy_generator = self.task.build_generator([model], Namespace(**options))
         return self._greedy_generator
 
-    def teacher_forced_lprobs(self, model, sample, hypotheses):
-        """Log-probs [N, T] of each hypothesis token (N = images * K) and the target [N, T]."""
+    def teacher_forced_lprobs(self, model, sample, hypotheses, encoder_out=None):
+        """Log-probs [N, T] (fp32) of each hypothesis token (N = images * K) and the target [N, T].
+
+        The images are encoded once, in train mode (or `encoder_out` of that pass is used), and
+        each encoding serves its image's K hypotheses.
+        """
         k = len(hypotheses[0])
+        if any(len(hyps) != k for hyps in hypotheses):
+            raise ValueError(f"every image needs the same number of hypotheses, got {[len(h) for h in hypotheses]}")
         flat = [tokens for hyps in hypotheses for tokens in hyps]
         pad, bos = self.padding_idx, self.task.target_dictionary.bos()
         target = torch.full((len(flat), max(t.numel() for t in flat)), pad, dtype=torch.long)
@@ -132,12 +175,9 @@ class ScstRewardCriterion(FairseqCriterion):
             prev[i, 1 : tokens.numel()] = tokens[:-1]
         device = sample["net_input"]["src_tokens"].device
         target, prev = target.to(device), prev.to(device)
-        net_input = {
-            key: sample["net_input"][key].repeat_interleave(k, dim=0)
-            for key in ("src_tokens", "src_lengths", "patch_images", "patch_masks")
-        }
+        net_input = {key: sample["net_input"][key] for key in ENCODER_INPUTS}
         model.train()
-        logits, extra = model(prev_output_tokens=prev, **net_input)
+        logits, extra = model(prev_output_tokens=prev, rows_per_source=k, encoder_out=encoder_out, **net_input)
         logits = mask_outside_range(logits, self.task.constraint_range)
         lprobs = model.get_normalized_probs((logits, extra), log_probs=True)
         token_lprobs = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # [N, T]
@@ -150,18 +190,19 @@ class ScstRewardCriterion(FairseqCriterion):
 
     def forward(self, model, sample, update_num=0, reduce=True):
         start = time.perf_counter()
-        hypotheses = self.generate(model, sample, self.task.scst_generator)
+        encoder_out = self.training_encoding(model, sample)
+        hypotheses = self.generate(model, sample, self.task.scst_generator, encoder_out)
         generated = time.perf_counter()
         references = self.references(sample)
         scores = self.cider_scores(hypotheses, references)
         greedy = None
         if self.baseline == "greedy":
-            greedy_hyps = self.generate(model, sample, self.greedy_generator(model))
+            greedy_hyps = self.generate(model, sample, self.greedy_generator(model), encoder_out)
             greedy = self.cider_scores([h[:1] for h in greedy_hyps], references)
         advantages = scores - baseline_scores(scores, len(hypotheses), self.baseline, greedy)
         rewarded = time.perf_counter()
 
-        token_lprobs, target = self.teacher_forced_lprobs(model, sample, hypotheses)
+        token_lprobs, target = self.teacher_forced_lprobs(model, sample, hypotheses, encoder_out)
         non_pad = target.ne(self.padding_idx)
         advantage = torch.as_tensor(advantages, dtype=token_lprobs.dtype, device=token_lprobs.device)
         loss = -(token_lprobs * advantage.unsqueeze(1) * non_pad).sum()

@@ -29,6 +29,9 @@ BATCH_SIZE=${BATCH_SIZE:-16}
 GENERATE_OUTPUT=${GENERATE_OUTPUT:-$(dirname "$CKPT")/generate-$SPLIT.txt}
 DEVICE_ARGS=${DEVICE_ARGS:-}
 LOG=${GENERATE_OUTPUT%.txt}.log
+# Generate in fp16 on a GPU, as OFA's scripts (PRECISION=fp32 to turn it off); fp32 without a GPU.
+command -v nvidia-smi > /dev/null && [[ "$DEVICE_ARGS" != *--cpu* ]] && PRECISION=${PRECISION:-fp16} || PRECISION=${PRECISION:-fp32}
+[ "$PRECISION" = fp16 ] && DEVICE_ARGS="$DEVICE_ARGS --fp16"
 
 args=()
 [ -n "$PATCH_IMAGE_SIZE" ] && args+=(--patch-image-size "$PATCH_IMAGE_SIZE")

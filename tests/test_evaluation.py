@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+import torch
 
 from helpers import REPO_ROOT, fairseq_command, run_command, train_args
 
@@ -405,3 +406,20 @@ def test_caption_unknown_style_and_corrupt_image_print_nothing(demo_data, tiny_c
 
     code, stdout, stderr = ofa_sic("caption", tmp_path / "missing.png", "--style", "Happy", *common)
     assert code == 2 and stdout == "" and "missing.png" in stderr
+
+
+def test_caption_in_bf16_runs_the_model_in_bf16(demo_data, tiny_checkpoint, image_files, monkeypatch):
+    from ofa_sic.generation import captioner
+
+    dtypes = []
+    original = captioner.Captioner.caption_batch
+
+    def spy(self, sample):
+        dtypes.append(next(self.model.parameters()).dtype)
+        return original(self, sample)
+
+    monkeypatch.setattr(captioner.Captioner, "caption_batch", spy)
+    code, stdout, stderr = ofa_sic("caption", image_files[0], "--style", "Happy", "--path", tiny_checkpoint,
+                                   "--data", demo_data["data"], "--bpe-dir", demo_data["bpe"], "--cpu", "--bf16")
+    assert code == 0, stderr
+    assert dtypes == [torch.bfloat16] and stdout.split("\t")[2].strip()

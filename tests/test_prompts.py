@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from ofa_sic.data.caption_dataset import COLUMNS, StyleCaptionDataset
 from ofa_sic.data.demo import STYLES, make_demo_data
-from ofa_sic.data.image_transform import CaptionImageTransform, decode_base64_image
+from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer, decode_base64_image
 from ofa_sic.data.pcap import prepare_pcap
 from ofa_sic.data.prompts import StylePrompt
 from ofa_sic.data.styles import StyleVocabulary, UnknownStyleError
@@ -236,8 +236,10 @@ def test_evaluation_rows_carry_all_references(demo, codec, styles):
 @pytest.mark.parametrize("size", [32, 96])
 def test_patch_image_is_normalised_with_half_mean_and_std(demo, codec, styles, size):
     dataset = make_dataset(demo, codec, styles, size=size)
-    image = dataset[2]["patch_image"]
-    assert image.shape == (3, size, size) and image.dtype == torch.float32
+    pixels_uint8 = dataset[2]["patch_image"]
+    assert pixels_uint8.shape == (3, size, size) and pixels_uint8.dtype == torch.uint8  # normalised on the device
+    image = ImageNormalizer()(pixels_uint8[None], torch.tensor([True]), torch.float32)[0]
+    assert image.dtype == torch.float32
     assert image.min().item() >= -1.0 and image.max().item() <= 1.0
     assert image.max().item() - image.min().item() > 0.5  # a drawing, not a blank
     pixels = decode_base64_image(dataset.row(2)["image"]).convert("RGB").resize((size, size), Image.BICUBIC)

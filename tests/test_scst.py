@@ -65,12 +65,12 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
     task, model, criterion = build_task_and_criterion(demo_data)
     task.load_dataset("train")
     dataset = task.dataset("train")
-    sample = dataset.collater([dataset[0], dataset[1]])
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)  # as task.train_step does
     eos = task.target_dictionary.eos()
     hyps = [[torch.tensor([10, 11, eos]), torch.tensor([12, eos]), torch.tensor([10, 12, 13, eos])],
             [torch.tensor([14, eos]), torch.tensor([15, 16, eos]), torch.tensor([eos])]]
     scores = np.array([0.9, 0.3, 0.6, 0.2, 0.8, 0.5])
-    monkeypatch.setattr(criterion, "generate", lambda model, sample, generator: hyps)
+    monkeypatch.setattr(criterion, "generate", lambda model, sample, generator, encoder_out=None: hyps)
     monkeypatch.setattr(criterion, "cider_scores", lambda hypotheses, references: scores)
     loss, sample_size, log = criterion(model, sample)
 
@@ -116,7 +116,7 @@ def scst_lprobs_and_generator_scores(demo_data, *extra):
     task, model, criterion = build_task_and_criterion(demo_data, *extra)
     task.load_dataset("train")
     dataset = task.dataset("train")
-    sample = dataset.collater([dataset[0], dataset[1]])
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)  # as task.train_step does
     model.eval()
     with torch.no_grad():
         output = task.scst_generator.generate([model], sample)

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     images = [open_image(path) for path in args.images]
-    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu)
+    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
+                          precision=args.precision)
     styles = captioner.styles.names if args.all_styles else resolve_styles(captioner.styles, args.style)
 
     pairs = [(path, image, style) for path, image in zip(args.images, images) for style in styles]

@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.gallery_per_style < 0:
         raise ValueError("--gallery-per-style must be 0 (all) or more")
     check_output_folder(args.out, OUTPUT_FILES, args.overwrite)  # before any work; created only at the end
-    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu)
+    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
+                          precision=args.precision)
     task = captioner.task
     task.load_dataset(args.split)
     dataset = task.datasets[args.split]

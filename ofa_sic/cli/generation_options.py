@@ -27,6 +27,12 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     add("--temperature", type=float, default=defaults.temperature, metavar="T", help="divide the logits by T (default: 1)")
     add("--batch-size", type=int, default=16, metavar="N", help="captions generated at once (default: 16)")
     add("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                           help="generate with the model in float16 (GPU)")
+    precision.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
+                           help="generate with the model in bfloat16 (GPU, or a CPU with bf16 instructions)")
+    parser.set_defaults(precision="fp32")
 
 
 def options_from_args(args: argparse.Namespace) -> GenerationOptions:

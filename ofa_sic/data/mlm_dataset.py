@@ -195,7 +195,7 @@ class CaptionMLMDataset(FairseqDataset):
             patch_image, patch_mask = base.patch_image(row, row_index), torch.tensor([True])
         else:
             size = base.image_transform.size
-            patch_image, patch_mask = torch.zeros(3, size, size), torch.tensor([False])
+            patch_image, patch_mask = torch.zeros(3, size, size, dtype=torch.uint8), torch.tensor([False])
         return {
             "id": index,
             "source": source,

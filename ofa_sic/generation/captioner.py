@@ -14,6 +14,8 @@ import torch
 
 from ofa_sic.generation.options import GenerationOptions
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 def check_checkpoint_file(path: str) -> None:
     """FileNotFoundError / ValueError naming `path` when it is missing, empty, truncated or not a torch file."""
@@ -30,7 +32,8 @@ class Captioner:
     """A style_caption model, its task and a sequence generator, ready to caption."""
 
     def __init__(self, path: str, options: GenerationOptions, data: Optional[str] = None,
-                 bpe_dir: Optional[str] = None, cpu: bool = False):
+                 bpe_dir: Optional[str] = None, cpu: bool = False, precision: str = "fp32"):
+        """precision: "fp32", "fp16" or "bf16", the dtype the model generates in."""
         import ofa_sic  # noqa: F401  (registers the task and the model with fairseq)
         from fairseq import checkpoint_utils
 
@@ -62,7 +65,9 @@ class Captioner:
         self.task = task
         self.options = options
         self.device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-        self.model = models[0].to(self.device).eval()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.model = models[0].to(device=self.device, dtype=PRECISIONS[precision]).eval()
         self.generator = task.build_generator([self.model], argparse.Namespace(**options.as_dict()))
 
     @property
@@ -81,11 +86,10 @@ class Captioner:
         return [self.task.decode(beams[0]["tokens"]) for beams in hypotheses]
 
     def image_tensor(self, image) -> torch.Tensor:
-        """PIL image -> [3, S, S] with the checkpoint's patch size and normalisation."""
+        """PIL image -> uint8 [3, S, S] at the checkpoint's patch size (the task normalises it)."""
         from ofa_sic.data.image_transform import CaptionImageTransform
 
-        cfg = self.task.cfg
-        return CaptionImageTransform(cfg.patch_image_size, cfg.imagenet_default_mean_and_std)(image)
+        return CaptionImageTransform(self.task.cfg.patch_image_size)(image)
 
     def caption_images(self, images: Sequence, styles: Sequence[str], batch_size: int = 16) -> List[str]:
         """Caption `images[i]` (PIL) in style `styles[i]` (names known to `self.styles`), `batch_size` at a time."""

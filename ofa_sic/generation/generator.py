@@ -51,6 +51,13 @@ class ConstrainedEnsembleModel(EnsembleModel):
     def __init__(self, models, constraint_range: Optional[Tuple[int, int]]):
         super().__init__(models)
         self.constraint_range = constraint_range
+        #: encoder outputs to decode from instead of encoding `net_input` (set for one generate call)
+        self.given_encoder_outs: Optional[List[Dict[str, List[Tensor]]]] = None
+
+    def forward_encoder(self, net_input: Dict[str, Tensor]):
+        if self.given_encoder_outs is not None:
+            return self.given_encoder_outs
+        return super().forward_encoder(net_input)
 
     @torch.jit.export
     def forward_decoder(
@@ -101,9 +108,11 @@ class OFASequenceGenerator(SequenceGenerator):
         self.symbols_to_strip_from_output = {self.bos, self.eos}
 
     @torch.no_grad()
-    def generate(self, models, sample: Dict[str, Dict[str, Tensor]], **kwargs) -> List[List[Dict[str, Tensor]]]:
+    def generate(self, models, sample: Dict[str, Dict[str, Tensor]], encoder_outs=None, **kwargs) -> List[List[Dict[str, Tensor]]]:
         """Decode `sample["net_input"]` with `models`, starting from <s>.
 
+        encoder_outs: one encoder-out dict per model for `sample`, when the caller has them already
+        (SCST reuses the encoding of its training pass); otherwise the models encode the input.
         Returns, per input row, `beam_size` hypotheses sorted by score (best first), each a dict with
         `tokens` [T] (no <s>, ending in </s>), `score` (length-normalised log-prob),
         `positional_scores` [T], `attention` and `alignment`.
@@ -112,4 +121,8 @@ class OFASequenceGenerator(SequenceGenerator):
         if len(models) != len(current) or any(a is not b for a, b in zip(models, current)):
             self.model = ConstrainedEnsembleModel(models, self.constraint_range)
         kwargs.pop("bos_token", None)
-        return self._generate(sample, bos_token=self.bos, **kwargs)
+        self.model.given_encoder_outs = encoder_outs
+        try:
+            return self._generate(sample, bos_token=self.bos, **kwargs)
+        finally:
+            self.model.given_encoder_outs = None

@@ -6,6 +6,11 @@ relative buckets, and a cross-attention term between target positions and the en
 `position_embeddings`. Image-code generation (OFA's `code_masks`) is out of scope, but its
 parameters (`code_layernorm_embedding`, `image_position_idx`, decoder image tables) are kept so
 checkpoints load strictly.
+
+Position biases do not depend on the batch row and are built once per batch ([1, H, ., .]); when
+decoding incrementally only the new position's row of each bias is computed, against cached
+position keys of the source. Decoder rows may be grouped over encoder rows (`rows_per_source` of the
+encoder-out dict): cross-attention keys and values are then projected and cached once per source.
 """
 import math
 from typing import Dict, List, Optional
@@ -17,9 +22,19 @@ from fairseq.models import FairseqIncrementalDecoder
 from fairseq.modules import LayerNorm
 from torch import Tensor
 
-from ofa_sic.models.encoder import Embedding, absolute_position_bias, relative_bias, relative_tables
+from ofa_sic.models.encoder import group_rows_by_source
 from ofa_sic.models.layers import TransformerDecoderLayer
-from ofa_sic.models.position import image_position_ids, make_image_bucket_position, make_token_bucket_position
+from ofa_sic.models.position import (
+    Embedding,
+    absolute_position_bias,
+    image_position_ids,
+    make_image_bucket_position,
+    make_token_bucket_position,
+    position_keys,
+    position_queries,
+    relative_bias,
+    relative_tables,
+)
 
 
 def decoder_image_position_idx(code_image_size: int, image_bucket_size: int) -> Tensor:
@@ -79,9 +94,9 @@ class OFADecoder(FairseqIncrementalDecoder):
         )
         self._future_mask = torch.empty(0)
 
-    def token_relative_bias(self, length: int, layer: int) -> Tensor:
-        """[H, length, length] relative bias of the target prefix for one layer."""
-        return relative_bias(self.token_rp_bucket[:length, :length], self.token_rel_pos_table_list[layer])
+    def token_relative_bias(self, queries: slice, length: int, layer: int) -> Tensor:
+        """[H, Q, length] relative bias of prefix positions `queries` to the whole prefix, for one layer."""
+        return relative_bias(self.token_rp_bucket[queries, :length], self.token_rel_pos_table_list[layer])
 
     def future_mask(self, length: int, like: Tensor) -> Tensor:
         """[length, length] additive causal mask (-inf above the diagonal)."""
@@ -101,7 +116,7 @@ class OFADecoder(FairseqIncrementalDecoder):
         **unused,
     ):
         """prev_output_tokens: [B, T] starting with <s>. With incremental_state the whole prefix is
-        passed and only its last position is computed (biases still use the full prefix).
+        passed and only its last position is computed.
 
         Returns (logits [B, T', V] or features [B, T', C], {"attn": [cross-attn [B, T', S] or None],
         "inner_states": [...]}) with T' = 1 when decoding incrementally.
@@ -118,28 +133,31 @@ class OFADecoder(FairseqIncrementalDecoder):
         if tgt_len > self.max_target_positions:
             raise ValueError(f"target prefix of {tgt_len} tokens exceeds --max-target-positions {self.max_target_positions}")
         enc = encoder_out["encoder_out"][0]
+        rows_per_source = encoder_out["rows_per_source"]
+        if bsz != enc.size(1) * rows_per_source:
+            raise ValueError(f"{bsz} decoder rows do not match {enc.size(1)} encoder rows x {rows_per_source} rows per source")
         enc_padding_mask = encoder_out["encoder_padding_mask"][0] if encoder_out["encoder_padding_mask"] else None
-        src_pos = encoder_out["position_embeddings"][0]
+        src_pos = encoder_out["position_embeddings"][0][0]  # [S, C], the same for every row
 
         raw_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device))  # [T, C]
-        tgt_pos = self.pos_ln(raw_pos).unsqueeze(0).expand(bsz, -1, -1)
+        tgt_pos = self.pos_ln(raw_pos)
+        incremental = incremental_state is not None
+        queries = slice(tgt_len - 1, tgt_len) if incremental else slice(0, tgt_len)
         self_abs_bias = absolute_position_bias(
-            self.self_pos_q_linear, self.self_pos_k_linear, tgt_pos, tgt_pos, self.num_heads, self.pos_scaling
-        )  # [B, H, T, T]
-        cross_bias = absolute_position_bias(
-            self.cross_pos_q_linear, self.cross_pos_k_linear, tgt_pos, src_pos, self.num_heads, self.pos_scaling
-        ).reshape(bsz * self.num_heads, tgt_len, -1)  # [B*H, T, S]
+            self.self_pos_q_linear, self.self_pos_k_linear, tgt_pos[queries], tgt_pos, self.num_heads, self.pos_scaling
+        )  # [1, H, T', T]
+        if incremental:
+            self.set_incremental_state(incremental_state, "rows", {"rows_per_source": rows_per_source})
+        else:
+            self_abs_bias = self_abs_bias + self.future_mask(tgt_len, self_abs_bias)
+        cross_bias = self.cross_position_bias(tgt_pos[queries], src_pos, incremental_state)  # [1, H, T', S]
 
-        tokens = prev_output_tokens
-        if incremental_state is not None:
-            tokens = prev_output_tokens[:, -1:]
-            cross_bias = cross_bias[:, -1:, :]
-            raw_pos = raw_pos[-1:]
+        tokens = prev_output_tokens[:, queries]
         x = self.embed_scale * self.embed_tokens(tokens)
         if not self.disable_entangle:
             # OFA-main adds absolute positions to the tokens unless --disable-entangle is given
             # (every released checkpoint was trained with it).
-            x = x + raw_pos.unsqueeze(0)
+            x = x + raw_pos[queries].unsqueeze(0)
         if self.layernorm_embedding is not None:
             x = self.layernorm_embedding(x)
         x = F.dropout(x, p=self.dropout, training=self.training)
@@ -148,22 +166,17 @@ class OFADecoder(FairseqIncrementalDecoder):
         self_padding_mask = tokens.eq(self.padding_idx)
         if not self_padding_mask.any():
             self_padding_mask = None
-        causal_mask = self.future_mask(tgt_len, x) if incremental_state is None else None
 
         attn = None
         inner_states = [x]
         for idx, layer in enumerate(self.layers):
-            self_bias = (self_abs_bias + self.token_relative_bias(tgt_len, idx).unsqueeze(0))
-            self_bias = self_bias.reshape(bsz * self.num_heads, tgt_len, tgt_len)
-            if incremental_state is not None:
-                self_bias = self_bias[:, -1:, :]
+            self_bias = self_abs_bias + self.token_relative_bias(queries, tgt_len, idx).unsqueeze(0)
             x, layer_attn = layer(
                 x,
                 enc,
                 enc_padding_mask,
                 self_attn_bias=self_bias,
                 cross_attn_bias=cross_bias,
-                self_attn_mask=causal_mask,
                 self_attn_padding_mask=self_padding_mask,
                 incremental_state=incremental_state,
                 need_attn=idx == alignment_layer,
@@ -174,6 +187,41 @@ class OFADecoder(FairseqIncrementalDecoder):
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return x.transpose(0, 1), {"attn": [attn], "inner_states": inner_states}
+
+    def cross_position_bias(self, query_pos: Tensor, src_pos: Tensor, incremental_state) -> Tensor:
+        """Bias [1, H, T', S] between target positions query_pos [T', C] and source positions src_pos [S, C].
+
+        When decoding incrementally the projected source positions are computed once and cached.
+        """
+        keys = None
+        if incremental_state is not None:
+            cached = self.get_incremental_state(incremental_state, "cross_position_keys")
+            keys = None if cached is None else cached["keys"]
+        if keys is None:
+            keys = position_keys(self.cross_pos_k_linear, src_pos, self.num_heads)
+            if incremental_state is not None:
+                self.set_incremental_state(incremental_state, "cross_position_keys", {"keys": keys})
+        queries = position_queries(self.cross_pos_q_linear, query_pos, self.num_heads, self.pos_scaling)
+        return torch.matmul(queries, keys.transpose(2, 3))
+
+    def reorder_incremental_state_scripting(self, incremental_state, new_order: Tensor):
+        """Select decoder rows `new_order` [B'] of the caches for beam search.
+
+        Self-attention caches are selected row by row; the per-source cross-attention caches only
+        when the set or order of sources changes (a sentence finished), never for reorders of the
+        hypotheses within a sentence.
+        """
+        rows = self.get_incremental_state(incremental_state, "rows")
+        if rows is None:
+            return
+        cross_cache = self.layers[0].encoder_attn._get_input_buffer(incremental_state)
+        num_sources = cross_cache["prev_key"].size(0)
+        sources, rows_per_source = group_rows_by_source(new_order, rows["rows_per_source"], num_sources)
+        for layer in self.layers:
+            layer.self_attn.reorder_incremental_state(incremental_state, new_order)
+            if sources is not None:
+                layer.encoder_attn.reorder_incremental_state(incremental_state, sources)
+        self.set_incremental_state(incremental_state, "rows", {"rows_per_source": rows_per_source})
 
     def output_layer(self, features: Tensor) -> Tensor:
         """features [B, T, C] -> logits [B, T, V]."""

@@ -4,9 +4,13 @@ Input layout along time: [image patches ; text tokens]. Positions enter only as 
 an absolute term (pos_q(pos) . pos_k(pos), shared by all layers) plus per-layer relative terms
 (2-D buckets for patch pairs, 1-D buckets for token pairs; image<->text pairs get only the
 absolute term). No position embedding is added to the inputs (OFA's entangle is off).
+
+The encoder-out dict may stand for more decoder rows than it holds: with `rows_per_source` r, decoder
+rows r*i .. r*i + r-1 use its row i (`expand_encoder_out`, `reorder_encoder_out`). SCST's K samples
+and beam search's hypotheses of an image thus share one encoding instead of K copies.
 """
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,41 +19,18 @@ from fairseq.models import FairseqEncoder
 from fairseq.modules import LayerNorm
 from torch import Tensor
 
+from ofa_sic.models.drop_path import DropPath
 from ofa_sic.models.layers import TransformerEncoderLayer
-from ofa_sic.models.position import image_position_ids, make_image_bucket_position, make_token_bucket_position
+from ofa_sic.models.position import (
+    Embedding,
+    absolute_position_bias,
+    image_position_ids,
+    make_image_bucket_position,
+    make_token_bucket_position,
+    relative_bias,
+    relative_tables,
+)
 from ofa_sic.models.resnet import BLOCKS_PER_LAYER, ResNet, make_norm_layer
-
-
-def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None) -> nn.Embedding:
-    """nn.Embedding initialised normal(0, dim**-0.5) as in OFA (overwritten when weights load)."""
-    m = nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx)
-    nn.init.normal_(m.weight, mean=0, std=embedding_dim ** -0.5)
-    if padding_idx is not None:
-        nn.init.constant_(m.weight[padding_idx], 0)
-    return m
-
-
-def relative_tables(num_layers: int, num_buckets: int, num_heads: int) -> nn.ModuleList:
-    """One [num_buckets, num_heads] relative-bias table per layer."""
-    return nn.ModuleList([Embedding(num_buckets, num_heads) for _ in range(num_layers)])
-
-
-def relative_bias(buckets: Tensor, table: nn.Embedding) -> Tensor:
-    """Per-head bias of relative-position `buckets` [Q, K] from a [num_buckets, H] table: [H, Q, K]."""
-    return F.embedding(buckets, table.weight).permute(2, 0, 1)
-
-
-def absolute_position_bias(q_linear: nn.Linear, k_linear: nn.Linear, query_pos: Tensor, key_pos: Tensor,
-                           num_heads: int, scaling: float) -> Tensor:
-    """(q_linear(query_pos) * scaling) @ k_linear(key_pos)^T per head.
-
-    query_pos: [B, T_q, C], key_pos: [B, T_k, C] -> [B, H, T_q, T_k].
-    """
-    bsz, q_len, _ = query_pos.shape
-    k_len = key_pos.size(1)
-    q = q_linear(query_pos).view(bsz, q_len, num_heads, -1).transpose(1, 2) * scaling
-    k = k_linear(key_pos).view(bsz, k_len, num_heads, -1).transpose(1, 2)
-    return torch.matmul(q, k.transpose(2, 3))
 
 
 class OFAEncoder(FairseqEncoder):
@@ -70,7 +51,7 @@ class OFAEncoder(FairseqEncoder):
 
         if args.resnet_type not in BLOCKS_PER_LAYER:
             raise ValueError(f"--resnet-type {args.resnet_type!r} is not one of {sorted(BLOCKS_PER_LAYER)}")
-        norm_layer = make_norm_layer(freeze=getattr(args, "freeze_resnet", False), sync=getattr(args, "sync_bn", False))
+        norm_layer = make_norm_layer(freeze=args.freeze_resnet, sync=args.sync_bn)
         self.embed_images = ResNet(
             BLOCKS_PER_LAYER[args.resnet_type], norm_layer=norm_layer, drop_path_rate=args.resnet_drop_path_rate
         )
@@ -134,6 +115,32 @@ class OFAEncoder(FairseqEncoder):
         buckets = self.image_rp_bucket[position_ids][:, position_ids]
         return relative_bias(buckets, self.image_rel_pos_table_list[layer])
 
+    def position_bias(self, text_len: int, patch_ids: Tensor) -> Tuple[Tensor, Tensor]:
+        """Layer-normed absolute positions [P+L, C] of the layout and their bias [1, H, P+L, P+L]."""
+        text_pos = self.pos_ln(self.embed_positions(torch.arange(text_len, device=patch_ids.device)))
+        image_pos = self.image_pos_ln(self.embed_image_positions(patch_ids))
+        pos_embed = torch.cat([image_pos, text_pos], dim=0)
+        bias = absolute_position_bias(
+            self.pos_q_linear, self.pos_k_linear, pos_embed, pos_embed, self.num_heads, self.pos_scaling
+        )
+        return pos_embed, bias
+
+    def layer_bias(self, abs_bias: Tensor, text_len: int, patch_ids: Tensor, layer: int) -> Tensor:
+        """abs_bias [1, H, T, T] plus the layer's relative terms on the patch and token blocks: [1, H, T, T]."""
+        num_patches = patch_ids.numel()
+        relative = torch.zeros_like(abs_bias)
+        relative[0, :, num_patches:, num_patches:] = self.token_relative_bias(text_len, layer)
+        relative[0, :, :num_patches, :num_patches] = self.image_relative_bias(patch_ids, layer)
+        return abs_bias + relative
+
+    def is_exact_in_training(self) -> bool:
+        """True when train mode computes what eval mode does: no dropout, drop path or batch statistics."""
+        rates = [self.dropout] + [m.drop_prob for m in self.modules() if isinstance(m, DropPath)]
+        for layer in self.layers:
+            rates += [layer.dropout, layer.activation_dropout, layer.self_attn.dropout]
+        batch_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+        return not batch_stats and all(rate == 0.0 for rate in rates)
+
     def forward(
         self,
         src_tokens: Tensor,
@@ -144,10 +151,11 @@ class OFAEncoder(FairseqEncoder):
     ) -> Dict[str, List[Tensor]]:
         """Encode an image and a prompt.
 
-        src_tokens: [B, L] right-padded; patch_images: [B, 3, S, S]; patch_masks: [B] bool, False
-        for text-only rows (their patches are fully masked). Returns fairseq's encoder-out dict:
-        encoder_out [P+L, B, C], encoder_padding_mask [B, P+L], position_embeddings [B, P+L, C]
-        (layer-normed absolute positions, used by the decoder's cross-attention bias).
+        src_tokens: [B, L] right-padded; patch_images: [B, 3, S, S] normalised; patch_masks: [B]
+        bool, False for text-only rows (their patches are fully masked). Returns fairseq's
+        encoder-out dict: encoder_out [P+L, B, C], encoder_padding_mask [B, P+L],
+        position_embeddings [1, P+L, C] (layer-normed absolute positions, the same for every row,
+        used by the decoder's cross-attention bias) and rows_per_source 1.
         """
         if patch_images is None:
             raise ValueError("the OFA encoder needs patch_images (zeros with patch_masks False for text-only rows)")
@@ -166,20 +174,11 @@ class OFAEncoder(FairseqEncoder):
         x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
         x = x.transpose(0, 1)
 
-        text_pos = self.pos_ln(self.embed_positions(torch.arange(text_len, device=src_tokens.device)))
-        image_pos = self.image_pos_ln(self.embed_image_positions(patch_ids))
-        pos_embed = torch.cat([image_pos, text_pos], dim=0).unsqueeze(0).expand(bsz, -1, -1)
-        abs_bias = absolute_position_bias(
-            self.pos_q_linear, self.pos_k_linear, pos_embed, pos_embed, self.num_heads, self.pos_scaling
-        )  # [B, H, T, T]
-
+        pos_embed, abs_bias = self.position_bias(text_len, patch_ids)
         states = [x] if return_all_hiddens else []
         layer_padding_mask = padding_mask if padding_mask.any() else None
         for idx, layer in enumerate(self.layers):
-            bias = abs_bias.clone()
-            bias[:, :, num_patches:, num_patches:] += self.token_relative_bias(text_len, idx)
-            bias[:, :, :num_patches, :num_patches] += self.image_relative_bias(patch_ids, idx)
-            x = layer(x, layer_padding_mask, bias.reshape(-1, bias.size(2), bias.size(3)))
+            x = layer(x, layer_padding_mask, self.layer_bias(abs_bias, text_len, patch_ids, idx))
             if return_all_hiddens:
                 states.append(x)
         if self.layer_norm is not None:
@@ -191,13 +190,26 @@ class OFAEncoder(FairseqEncoder):
             "encoder_states": states,
             "src_tokens": [],
             "src_lengths": [],
-            "position_embeddings": [pos_embed],
+            "position_embeddings": [pos_embed.unsqueeze(0)],
+            "rows_per_source": 1,
         }
 
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
-        """Select batch rows `new_order` [B'] of every tensor of the encoder-out dict."""
+        """Decoder rows `new_order` [B'] (indices into the rows the dict stands for).
+
+        Keeps the rows grouped (no copy) when the new rows are runs of equal length r' over the
+        sources, e.g. fairseq's beam expansion and its reorders within a sentence; otherwise
+        selects one source row per decoder row.
+        """
+        num_sources = encoder_out["encoder_out"][0].size(1)
+        sources, rows_per_source = group_rows_by_source(new_order, encoder_out["rows_per_source"], num_sources)
+        if sources is None and rows_per_source == encoder_out["rows_per_source"]:
+            return encoder_out
+        if sources is None:
+            return dict(encoder_out, rows_per_source=rows_per_source)
+
         def pick(key, dim):
-            return [t.index_select(dim, new_order) for t in encoder_out[key]]
+            return [t.index_select(dim, sources) for t in encoder_out[key]]
 
         return {
             "encoder_out": pick("encoder_out", 1),
@@ -206,8 +218,33 @@ class OFAEncoder(FairseqEncoder):
             "encoder_states": pick("encoder_states", 1),
             "src_tokens": pick("src_tokens", 0),
             "src_lengths": pick("src_lengths", 0),
-            "position_embeddings": pick("position_embeddings", 0),
+            "position_embeddings": encoder_out["position_embeddings"],
+            "rows_per_source": rows_per_source,
         }
 
     def max_positions(self):
         return self.max_source_positions
+
+
+def expand_encoder_out(encoder_out: Dict[str, List[Tensor]], rows_per_source: int) -> Dict[str, List[Tensor]]:
+    """The same encoding standing for `rows_per_source` consecutive decoder rows per row (no copy)."""
+    return dict(encoder_out, rows_per_source=encoder_out["rows_per_source"] * rows_per_source)
+
+
+def group_rows_by_source(new_order: Tensor, rows_per_source: int, num_sources: int) -> Tuple[Optional[Tensor], int]:
+    """How decoder rows `new_order` [B'] map onto the `num_sources` source rows, old row i using source i // r.
+
+    Returns (sources, r'): new decoder row j uses source sources[j // r']. `sources` is None when
+    it would be the identity (all sources kept, in order), so that nothing needs copying.
+    """
+    source_of_row = torch.div(new_order, rows_per_source, rounding_mode="floor")
+    if source_of_row.numel() == 0:
+        return source_of_row, 1
+    sources, counts = torch.unique_consecutive(source_of_row, return_counts=True)
+    if bool((counts == counts[0]).all()):
+        new_rows_per_source = int(counts[0])
+    else:
+        sources, new_rows_per_source = source_of_row, 1
+    if sources.numel() == num_sources and bool((sources == torch.arange(num_sources, device=sources.device)).all()):
+        return None, new_rows_per_source
+    return sources, new_rows_per_source

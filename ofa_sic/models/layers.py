@@ -28,13 +28,12 @@ class _LayerBase(nn.Module):
 
     def _build_ffn(self, args, embed_dim: int, ffn_dim: int, drop_path_rate: float):
         self.dropout = args.dropout
-        activation_dropout = getattr(args, "activation_dropout", 0.0) or getattr(args, "relu_dropout", 0.0) or 0.0
-        self.activation_dropout = float(activation_dropout)
-        self.activation_fn = utils.get_activation_fn(getattr(args, "activation_fn", "gelu") or "gelu")
+        self.activation_dropout = float(args.activation_dropout)
+        self.activation_fn = utils.get_activation_fn(args.activation_fn)
         self.fc1 = nn.Linear(embed_dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, embed_dim)
-        self.ffn_layernorm = LayerNorm(ffn_dim) if getattr(args, "scale_fc", False) else None
-        self.w_resid = nn.Parameter(torch.ones(embed_dim)) if getattr(args, "scale_resids", False) else None
+        self.ffn_layernorm = LayerNorm(ffn_dim) if args.scale_fc else None
+        self.w_resid = nn.Parameter(torch.ones(embed_dim)) if args.scale_resids else None
         self.final_layer_norm = LayerNorm(embed_dim)
         self.drop_path = DropPath(drop_path_rate, batch_dim=1) if drop_path_rate > 0.0 else nn.Identity()
 
@@ -79,14 +78,14 @@ class TransformerEncoderLayer(_LayerBase):
             dropout=args.attention_dropout,
             self_attention=True,
             scale_factor=args.attn_scale_factor,
-            scale_heads=getattr(args, "scale_heads", False),
+            scale_heads=args.scale_heads,
         )
         self.self_attn_layer_norm = LayerNorm(embed_dim)
-        self.attn_ln = LayerNorm(embed_dim) if getattr(args, "scale_attn", False) else None
+        self.attn_ln = LayerNorm(embed_dim) if args.scale_attn else None
         self._build_ffn(args, embed_dim, args.encoder_ffn_embed_dim, drop_path_rate)
 
     def forward(self, x: Tensor, padding_mask: Optional[Tensor], attn_bias: Tensor) -> Tensor:
-        """x: [T, B, C]; padding_mask: [B, T] or None; attn_bias: [B*H, T, T]. Returns [T, B, C]."""
+        """x: [T, B, C]; padding_mask: [B, T] or None; attn_bias: [1, H, T, T]. Returns [T, B, C]."""
 
         def attend(h):
             return self.self_attn(h, h, key_padding_mask=padding_mask, attn_bias=attn_bias)[0]
@@ -100,14 +99,14 @@ class TransformerDecoderLayer(_LayerBase):
         super().__init__()
         embed_dim = args.decoder_embed_dim
         self.normalize_before = args.decoder_normalize_before
-        scale_attn = getattr(args, "scale_attn", False)
+        scale_attn = args.scale_attn
         self.self_attn = MultiheadAttention(
             embed_dim,
             args.decoder_attention_heads,
             dropout=args.attention_dropout,
             self_attention=True,
             scale_factor=args.attn_scale_factor,
-            scale_heads=getattr(args, "scale_heads", False),
+            scale_heads=args.scale_heads,
         )
         self.self_attn_ln = LayerNorm(embed_dim) if scale_attn else None
         self.cross_attn_ln = LayerNorm(embed_dim) if scale_attn else None
@@ -117,7 +116,7 @@ class TransformerDecoderLayer(_LayerBase):
             args.decoder_attention_heads,
             dropout=args.attention_dropout,
             scale_factor=args.attn_scale_factor,
-            scale_heads=getattr(args, "scale_heads", False),
+            scale_heads=args.scale_heads,
         )
         self.encoder_attn_layer_norm = LayerNorm(embed_dim)
         self._build_ffn(args, embed_dim, args.decoder_ffn_embed_dim, drop_path_rate)
@@ -129,12 +128,12 @@ class TransformerDecoderLayer(_LayerBase):
         encoder_padding_mask: Optional[Tensor],
         self_attn_bias: Tensor,
         cross_attn_bias: Tensor,
-        self_attn_mask: Optional[Tensor] = None,
         self_attn_padding_mask: Optional[Tensor] = None,
         incremental_state=None,
         need_attn: bool = False,
     ):
-        """x: [T, B, C]; encoder_out: [S, B, C]; biases [B*H, T, T] and [B*H, T, S].
+        """x: [T, B, C]; encoder_out: [S, B_src, C] with B = r * B_src (r rows per source);
+        biases [1, H, T, T] (causal mask included) and [1, H, T, S].
 
         Returns (x [T, B, C], cross-attention weights [B, T, S] or None).
         """
@@ -143,7 +142,6 @@ class TransformerDecoderLayer(_LayerBase):
                 h, h,
                 key_padding_mask=self_attn_padding_mask,
                 attn_bias=self_attn_bias,
-                attn_mask=self_attn_mask,
                 incremental_state=incremental_state,
             )[0]
 

@@ -13,7 +13,8 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 
 from ofa_sic.models.decoder import OFADecoder
-from ofa_sic.models.encoder import Embedding, OFAEncoder
+from ofa_sic.models.encoder import OFAEncoder, expand_encoder_out
+from ofa_sic.models.position import Embedding
 from ofa_sic.models.resnet import BLOCKS_PER_LAYER
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class OFAModel(FairseqEncoderDecoderModel):
             raise ValueError("OFA shares one token embedding: the task must use one dictionary for source and target")
         if args.encoder_embed_dim != args.decoder_embed_dim:
             raise ValueError("OFA shares all embeddings: --encoder-embed-dim must equal --decoder-embed-dim")
-        missing = [flag for flag in CAPTION_RECIPE_FLAGS if not getattr(args, flag, False)]
+        missing = [flag for flag in CAPTION_RECIPE_FLAGS if not getattr(args, flag)]
         if missing:
             logger.warning(
                 "building %s without %s: released OFA checkpoints were trained with these flags; "
@@ -100,15 +101,23 @@ class OFAModel(FairseqEncoderDecoderModel):
         return cls(args, encoder, decoder)
 
     def forward(self, src_tokens, src_lengths, prev_output_tokens, patch_images=None, patch_masks=None,
-                features_only: bool = False, alignment_layer=None, return_all_hiddens: bool = False, **unused):
-        """src_tokens [B, L], patch_images [B, 3, S, S], patch_masks [B], prev_output_tokens [B, T]
-        -> (logits [B, T, V], {"attn": [...], "inner_states": [...]})."""
-        encoder_out = self.encoder(
-            src_tokens, src_lengths=src_lengths, patch_images=patch_images, patch_masks=patch_masks,
-            return_all_hiddens=return_all_hiddens,
-        )
+                features_only: bool = False, alignment_layer=None, return_all_hiddens: bool = False,
+                rows_per_source: int = 1, encoder_out=None, **unused):
+        """src_tokens [B, L], patch_images [B, 3, S, S], patch_masks [B], prev_output_tokens [B*r, T]
+        -> (logits [B*r, T, V], {"attn": [...], "inner_states": [...]}).
+
+        rows_per_source r: target rows r*i .. r*i + r-1 belong to source row i (SCST's K samples of
+        an image), which is encoded once. encoder_out: the encoder's output for these sources when
+        the caller already has it (gradients flow into the encoder as if it ran here).
+        """
+        if encoder_out is None:
+            encoder_out = self.encoder(
+                src_tokens, src_lengths=src_lengths, patch_images=patch_images, patch_masks=patch_masks,
+                return_all_hiddens=return_all_hiddens,
+            )
         return self.decoder(
-            prev_output_tokens, encoder_out=encoder_out, features_only=features_only, alignment_layer=alignment_layer,
+            prev_output_tokens, encoder_out=expand_encoder_out(encoder_out, rows_per_source),
+            features_only=features_only, alignment_layer=alignment_layer,
         )
 
     # ---- checkpoints ---------------------------------------------------------------------------

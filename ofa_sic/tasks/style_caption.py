@@ -16,13 +16,14 @@ from typing import Optional, Tuple
 import torch
 from fairseq import metrics
 from fairseq.dataclass import FairseqDataclass
+from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from ofa_sic import lr_scheduler
 from ofa_sic.data.caption_dataset import StyleCaptionDataset
 from ofa_sic.data.check import DataCheckError, check_split
-from ofa_sic.data.image_transform import CaptionImageTransform
+from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
 from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMPrompt
 from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
@@ -78,6 +79,7 @@ class StyleCaptionConfig(FairseqDataclass):
     )
     eval_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis and its references per validation batch"})
     seed: int = II("common.seed")
+    amp: bool = II("common.amp")
     # Where a trained model comes from, to take its training settings (ofa_sic.tasks.trained_settings).
     restore_file: Optional[str] = II("checkpoint.restore_file")
     finetune_from_model: Optional[str] = II("checkpoint.finetune_from_model")
@@ -102,13 +104,15 @@ class StyleCaptionTask(FairseqTask):
         self.cider_scorer = None
 
     def build_prompt_and_cleaner(self):
-        """The prompt and the caption cleaning of the current settings (again after adopting a checkpoint's)."""
+        """The prompt, the caption cleaning and the image normalisation of the current settings (again
+        after adopting a checkpoint's)."""
         cfg = self.cfg
         self.prompt = StylePrompt(cfg.prompt_template, cfg.style_format, self.styles, self.codec)
         longest = max(len(self.prompt.token_ids(name)) for name in self.styles.names)
         if longest > cfg.max_src_length:
             raise ValueError(f"the prompt takes {longest} tokens, more than --max-src-length {cfg.max_src_length}")
         self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
+        self.image_normalizer = ImageNormalizer(cfg.imagenet_default_mean_and_std)
 
     def adopt_trained_settings(self, saved_task_cfg, checkpoint: str) -> None:
         """Use the image and text settings `checkpoint` was trained with, where the command line left
@@ -168,7 +172,7 @@ class StyleCaptionTask(FairseqTask):
             self.split_path(split),
             self.codec,
             self.prompt,
-            CaptionImageTransform(self.cfg.patch_image_size, self.cfg.imagenet_default_mean_and_std),
+            CaptionImageTransform(self.cfg.patch_image_size),
             self.cleaner,
             max_tgt_length=self.cfg.max_tgt_length,
             single_caption_targets=is_train and not self.cfg.scst,
@@ -251,11 +255,29 @@ class StyleCaptionTask(FairseqTask):
 
     # ---- training and validation -------------------------------------------------------------
 
+    def normalized(self, sample, model):
+        """`sample` with its uint8 patch_images normalised on their device, in the model's dtype."""
+        if not sample or "net_input" not in sample or sample["net_input"]["patch_images"].dtype != torch.uint8:
+            return sample
+        net_input = sample["net_input"]
+        dtype = next(model.parameters()).dtype
+        images = self.image_normalizer(net_input["patch_images"], net_input["patch_masks"], dtype)
+        return dict(sample, net_input=dict(net_input, patch_images=images))
+
+    @staticmethod
+    def autocast(sample, enabled: bool):
+        """fairseq's --amp autocast on the sample's device: fp16 on CUDA, bf16 on CPU (its only fast type)."""
+        device = sample["net_input"]["src_tokens"].device if sample else torch.device("cpu")
+        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        """fairseq's train step, with `update_num` handed to the criterion (OFA's criteria use it)."""
+        """fairseq's train step (autocast under --amp, as FairseqTask.train_step), with images
+        normalised on the device and `update_num` handed to the criterion (OFA's criteria use it)."""
         model.train()
         model.set_num_updates(update_num)
-        with torch.autograd.profiler.record_function("forward"):
+        sample = self.normalized(sample, model)
+        with torch.autograd.profiler.record_function("forward"), self.autocast(sample, isinstance(optimizer, AMPOptimizer)):
             loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
         if ignore_grad:
             loss *= 0
@@ -277,6 +299,17 @@ class StyleCaptionTask(FairseqTask):
         return CiderD(df=build_document_frequency(references, self.cleaner.settings()))
 
     def valid_step(self, sample, model, criterion):
+        """fairseq's valid step (under autocast with --amp), plus CIDEr-D with --eval-cider."""
+        sample = self.normalized(sample, model)
+        with self.autocast(sample, self.cfg.amp):
+            return self._valid_step(sample, model, criterion)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """fairseq's inference step, with images normalised on the device in the model's dtype."""
+        sample = self.normalized(sample, models[0])
+        return super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
+
+    def _valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.cfg.eval_cider and sample:
             model.eval()
