@@ -145,6 +145,6 @@ def train_style_classifier(captions: Sequence[str], styles: Sequence[str],
     settings = {
         "ngram_range": list(NGRAM_RANGE), "token_pattern": TOKEN_PATTERN, "min_df": MIN_DF,
         "max_features": max_features, "sublinear_tf": True, "C": REGULARIZATION_C,
-        "num_training_captions": len(cleaned), **(details or {}),
+        "num_training_captions": len(cleaned), "iterations": int(np.max(model.n_iter_)), **(details or {}),
     }
     return StyleClassifier(vocabulary, vectorizer.idf_, coef, intercept, [str(c) for c in model.classes_], settings)
