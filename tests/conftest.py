@@ -1,4 +1,6 @@
 """Shared fixtures: a tiny demo dataset (PCap format -> prepared TSVs) made once per test session."""
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -51,3 +53,13 @@ def run_command(args, cwd=None, timeout=600, env=None):
     if result.returncode != 0:
         pytest.fail(f"{args[0]} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def ofa_sic(*argv):
+    """Run the `ofa-sic` CLI in this process: (exit code, stdout, stderr)."""
+    from ofa_sic.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()

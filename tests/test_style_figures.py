@@ -2,8 +2,6 @@
 their place in `ofa-sic evaluate` / `ofa-sic score-generate` / gallery.html, and training pictures
 (`ofa-sic plot`, fairseq's --tensorboard-logdir), on real demo runs of run_scripts/train_caption.sh and
 run_scripts/scst.sh."""
-import contextlib
-import io
 import json
 import random
 import re
@@ -11,17 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, fairseq_command, run_command
-
-
-def ofa_sic(*argv):
-    """Run the `ofa-sic` CLI in this process: (exit code, stdout, stderr)."""
-    from ofa_sic.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
+from conftest import REPO_ROOT, fairseq_command, ofa_sic, run_command
 
 
 def split_rows(demo_data, split):
@@ -319,6 +307,14 @@ def test_plot_draws_the_curves_of_two_demo_runs(training_runs, tmp_path):
     assert code == 2 and "notes.txt: no fairseq-train progress lines" in stderr
 
 
+def read_log_value(path, kind, metric):
+    from ofa_sic.evaluation.training_log import read_training_log
+
+    log = read_training_log(str(path))
+    series = log.valid["valid"][metric] if kind == "valid" else log.train(metric)
+    return [series[update] for update in sorted(series)]
+
+
 def test_tensorboard_logdir_records_the_plugins_values(training_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -334,11 +330,3 @@ def test_tensorboard_logdir_records_the_plugins_values(training_runs):
     scst_inner = scalars(training_runs["scst"] / "tb" / "train_inner")
     for tag in ("score", "advantage", "loss", "share_generate"):
         assert [step for step, _ in scst_inner[tag]] == [2, 4], tag
-
-
-def read_log_value(path, kind, metric):
-    from ofa_sic.evaluation.training_log import read_training_log
-
-    log = read_training_log(str(path))
-    series = log.valid["valid"][metric] if kind == "valid" else log.train(metric)
-    return [series[update] for update in sorted(series)]
