@@ -22,6 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-interop.txt setup.py Makefile
 	ln -sfn "$(CURDIR)/ofa_sic" "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ofa_sic"
 	$(BIN)/python -c "import torch, fairseq, ofa_sic; print('torch', torch.__version__, 'fairseq', fairseq.__version__)"
 	@! $(BIN)/pip show torchvision torchaudio 2>/dev/null | grep -q Name || (echo "torchvision/torchaudio must not be installed" && exit 1)
+	@$(BIN)/python -c "import sys, torch; v = torch.__version__; sys.exit(None if v.split('+')[0] == '$(TORCH_VERSION)' else 'a requirement replaced torch $(TORCH_VERSION) by ' + v)"
 	touch $@
 
 test: install

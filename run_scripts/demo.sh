@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo, end to end on a CPU: install, synthetic PCap-format data, prepare-pcap, stage-1 (CE)
-# training of ofa_demo, stage-2 SCST from the stage-1 checkpoint, test metrics after each stage and
-# an evaluation report with a gallery. Everything goes under $DEMO_DIR (default demo_out/);
-# $DEMO_DIR/metrics.json holds the test metrics of each finished stage ("ce", "scst").
+# training of ofa_demo, stage-2 SCST from the stage-1 checkpoint, test metrics after each stage (with
+# style accuracy and diversity), an evaluation report with a gallery and style sensitivity, and the
+# training curves. Everything goes under $DEMO_DIR (default demo_out/); $DEMO_DIR/metrics.json holds
+# the test metrics of each finished stage ("ce", "scst"), $DEMO_DIR/training_curves.png the curves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,19 +23,21 @@ mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 DATA="$DEMO_DIR/data"
 BPE="$DEMO_DIR/raw/bpe"
+CLASSIFIER="$DEMO_DIR/style_classifier.npz"
 rm -f "$DEMO_DIR/metrics.json"
 
 test_metrics() {  # test_metrics STAGE CHECKPOINT: generation on the test split, metrics into metrics.json
   DATA="$DATA" BPE_DIR="$BPE" CKPT="$2" PATCH_IMAGE_SIZE=96 DEVICE_ARGS=--cpu BATCH_SIZE=32 \
     bash run_scripts/evaluate.sh > "$DEMO_DIR/$1/evaluate.log"
   ofa-sic score-generate --generate-output "$DEMO_DIR/$1/generate-test.txt" --data "$DATA" --split test \
-    --metrics "$DEMO_DIR/metrics.json" --stage "$1"
+    --metrics "$DEMO_DIR/metrics.json" --stage "$1" --style-classifier "$CLASSIFIER"
 }
 
-echo "== 1/5 demo data in Personality-Captions' layout, converted with prepare-pcap =="
+echo "== 1/5 demo data in Personality-Captions' layout, converted with prepare-pcap; the style classifier =="
 ofa-sic demo-data --out "$DEMO_DIR/raw"
 ofa-sic prepare-pcap --pcap-dir "$DEMO_DIR/raw/personality_captions" --image-dir "$DEMO_DIR/raw/yfcc_images" \
   --out "$DATA" --image-size 96 --workers "$WORKERS"
+ofa-sic style-classifier --data "$DATA" --out "$CLASSIFIER"
 
 echo "== 2/5 stage 1: cross-entropy training of ofa_demo ($EPOCHS epochs) =="
 mkdir -p "$DEMO_DIR/ce"
@@ -56,9 +59,10 @@ DEMO_DIR="$DEMO_DIR" SAVE_DIR="$DEMO_DIR/scst" MAX_UPDATE="$SCST_UPDATES" LR="$S
 grep -E "\| train \|" "$DEMO_DIR/scst/train.log" | sed -E 's/.*\| score ([0-9.]+) \|.*(share_generate [0-9.]+ \| share_reward [0-9.]+ \| share_forward [0-9.]+).*/  train: mean hypothesis CIDEr-D (x1) \1; time \2/'
 test_metrics scst "$DEMO_DIR/scst/checkpoint_best.pt"
 
-echo "== 4/5 evaluation report of the SCST model (per style, gallery) =="
+echo "== 4/5 evaluation report of the SCST model (per style, style accuracy, 5 styles per image, gallery) =="
 ofa-sic evaluate --path "$DEMO_DIR/scst/checkpoint_best.pt" --data "$DATA" --bpe-dir "$BPE" --split test \
-  --out "$DEMO_DIR/scst/eval" --overwrite --batch-size 32 --cpu
+  --out "$DEMO_DIR/scst/eval" --overwrite --batch-size 32 --cpu --style-classifier "$CLASSIFIER" --styles-per-image 5
+ofa-sic plot "$DEMO_DIR/ce/train.log" "$DEMO_DIR/scst/train.log" --out "$DEMO_DIR/training_curves.png"
 
 echo "== 5/5 an example caption per style (SCST model, test split) =="
 python - "$DEMO_DIR" <<'PY'
@@ -71,5 +75,13 @@ for p in json.load(open(f"{demo}/scst/eval/predictions.json")):
         print(f"  {p['style']:>14}: {p['caption']}")
 metrics = json.load(open(f"{demo}/metrics.json"))
 print("test CIDEr (x100): " + ", ".join(f"{stage} {m['CIDEr']:.1f}" for stage, m in metrics.items()))
+print("style top-1 accuracy (%, the classifier on the human references: "
+      f"{metrics['scst']['reference_style_top1']:.1f}): "
+      + ", ".join(f"{stage} {m['style_top1']:.1f}" for stage, m in metrics.items()))
+print("distinct-2 (%): " + ", ".join(f"{stage} {m['distinct-2']:.1f}" for stage, m in metrics.items()))
+sensitivity = json.load(open(f"{demo}/scst/eval/metrics.json"))["style_sensitivity"]
+print(f"style sensitivity (scst, 5 styles per image): captions differ for {sensitivity['images_with_differing_captions']:.1f}% "
+      f"of the images; style top-1 in the requested styles {sensitivity['style_top1']:.1f}%")
 PY
-echo "results: $DEMO_DIR/metrics.json (test metrics per stage), gallery: $DEMO_DIR/scst/eval/gallery.html"
+echo "results: $DEMO_DIR/metrics.json (test metrics per stage), gallery: $DEMO_DIR/scst/eval/gallery.html," \
+  "training curves: $DEMO_DIR/training_curves.png"

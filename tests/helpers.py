@@ -4,6 +4,8 @@ The golden numbers live in `tests/data/ofa_reference/` (see the README there). T
 repository: a missing file is a test failure, never a skip.
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -146,3 +148,13 @@ def ofa_format_checkpoint(ref, **extra):
     }
     state.update(extra)
     return state
+
+
+def ofa_sic(*argv):
+    """Run the `ofa-sic` CLI in this process: (exit code, stdout, stderr)."""
+    from ofa_sic.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()

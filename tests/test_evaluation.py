@@ -3,7 +3,6 @@ gallery.html), `ofa-sic caption`, and run_scripts/evaluate.sh, on a tiny ofa_dem
 epoch with the real fairseq-train."""
 import argparse
 import base64
-import contextlib
 import io
 import json
 import re
@@ -12,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
-from helpers import REPO_ROOT, fairseq_command, run_command, train_args
+from helpers import REPO_ROOT, fairseq_command, ofa_sic, run_command, train_args
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 
@@ -23,16 +22,6 @@ def tiny_checkpoint(demo_data, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("eval_ckpt")
     run_command(train_args(demo_data, save_dir, "--max-epoch", "1", "--disable-validation", "--no-epoch-checkpoints"))
     return save_dir / "checkpoint_last.pt"
-
-
-def ofa_sic(*argv):
-    """Run the `ofa-sic` CLI in this process: (exit code, stdout, stderr)."""
-    from ofa_sic.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="session")

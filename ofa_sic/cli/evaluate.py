@@ -7,8 +7,14 @@ and that the split's rows have no problem (`ofa_sic.data.check`). Writes into --
 - metrics.json: overall and per-style BLEU-1..4, METEOR, ROUGE-L, CIDEr (x100; SPICE when its jars are
   installed) with sample counts and the settings used (checkpoint, data, split, generation options);
 - gallery.html: every image with its style, caption and references; styles and images sorted by CIDEr,
-  best and worst of each style marked.
+  best and worst of each style marked; a per-style chart of CIDEr beside style accuracy.
 Prints the per-style table, best CIDEr first. Per-style scores use each style's references as the corpus.
+
+Beside the caption metrics, overall and per style (ofa_sic.evaluation.style_figures): diversity
+(distinct-1/2, vocabulary, mean length, copies of training captions, from the data folder's train.tsv)
+and, with --style-classifier, top-1/top-5 style accuracy next to the same classifier's accuracy on the
+human references (the ceiling). --styles-per-image N also captions every image in N styles and reports
+style sensitivity (metrics.json "style_sensitivity", a gallery section).
 """
 import argparse
 import base64
@@ -32,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show only the N best and N worst images of each style in gallery.html (default: all)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java process takes a while to start)")
     parser.add_argument("--no-spice", action="store_true", help="never run SPICE, even when its CoreNLP jars are installed")
+    parser.add_argument("--style-classifier", metavar="FILE",
+                        help="classifier from `ofa-sic style-classifier`: report top-1/top-5 style accuracy")
+    parser.add_argument("--styles-per-image", type=int, default=0, metavar="N",
+                        help="also caption every image in N styles (its own and N-1 others) and report style sensitivity")
 
 
 def check_output_folder(folder: str, names, overwrite: bool) -> None:
@@ -110,12 +120,18 @@ def run(args: argparse.Namespace) -> int:
     from ofa_sic.cli.generation_options import options_from_args
     from ofa_sic.evaluation.gallery import render_gallery
     from ofa_sic.evaluation.report import build_metrics, style_table, write_atomic, write_json_atomic
+    from ofa_sic.evaluation.style_figures import StyleFigures, style_figures_table
+    from ofa_sic.evaluation.several_styles import (caption_split_in_styles, multi_style_entries, sensitivity_figures,
+                                                   sensitivity_line)
+    from ofa_sic.metrics.style_sensitivity import styles_for_image
     from ofa_sic.generation.captioner import Captioner
     from ofa_sic.metrics.caption_eval import SPICE_NOT_REQUESTED, CaptionEvaluator
 
     options = options_from_args(args)
     if args.gallery_per_style < 0:
         raise ValueError("--gallery-per-style must be 0 (all) or more")
+    if args.styles_per_image == 1 or args.styles_per_image < 0:
+        raise ValueError(f"--styles-per-image must be 0 (off) or at least 2, got {args.styles_per_image}")
     check_output_folder(args.out, OUTPUT_FILES, args.overwrite)  # before any work; created only at the end
     captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
                           precision=args.precision)
@@ -124,11 +140,23 @@ def run(args: argparse.Namespace) -> int:
     dataset = task.datasets[args.split]
     if len(dataset) == 0:
         raise ValueError(f"{dataset.path} has no rows")
+    figures = StyleFigures(task.cfg.data, args.style_classifier)
+    figures.check_styles({dataset.row(i)["style"] for i in range(len(dataset))}, dataset.path)
+    if args.styles_per_image:
+        styles_for_image(0, len(captioner.styles), args.styles_per_image)  # checks N against the style count
+        figures.check_styles(captioner.styles.names, "styles.txt")  # any style may be requested
 
     with CaptionEvaluator(meteor=not args.no_meteor, spice=not args.no_spice) as evaluator:  # METEOR loads meanwhile
         captions = generate_split(captioner, dataset, args.batch_size)
+        if args.styles_per_image:
+            several = caption_split_in_styles(captioner, dataset, args.styles_per_image, args.batch_size)
         rows = [{k: v for k, v in dataset.row(i).items() if k != "image"} for i in range(len(dataset))]
         overall, per_style, cider_per_image, spice_note = score_split(evaluator, dataset, rows, captions)
+    style_overall, style_per_style = figures.measure(
+        captions, [row["style"] for row in rows], [dataset.references(i) for i in range(len(rows))])
+    overall.update(style_overall)
+    for style, found in style_per_style.items():
+        per_style[style].update(found)
 
     settings = {
         "checkpoint": os.path.abspath(args.path),
@@ -138,8 +166,14 @@ def run(args: argparse.Namespace) -> int:
         "generation": {**options.as_dict(), "batch_size": args.batch_size,
                        "constraint_range": task.generation_constraint(), "patch_image_size": task.cfg.patch_image_size},
         "device": str(captioner.device),
+        "style_figures": figures.settings(),
+        "styles_per_image": args.styles_per_image,
     }
     metrics = build_metrics(settings, overall, per_style, spice_note)
+    multi_style, sensitivity = [], None
+    if args.styles_per_image:
+        sensitivity = metrics["style_sensitivity"] = sensitivity_figures(*several, figures.classifier)
+        multi_style = multi_style_entries(dataset, *several, figures.classifier)
     predictions = [
         {"image_id": row["image_id"], "caption": caption, "style": row["style"], "uniq_id": row["uniq_id"]}
         for row, caption in zip(rows, captions)
@@ -150,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
                  f"max_len_b {options.max_len_b}, no_repeat_ngram_size {options.no_repeat_ngram_size}",
         entries=gallery_entries(dataset, captions, cider_per_image),
         style_scores=metrics["per_style"], overall=overall, per_style_limit=args.gallery_per_style or None,
+        multi_style=multi_style, sensitivity=sensitivity,
     )
     os.makedirs(args.out, exist_ok=True)
     write_json_atomic(os.path.join(args.out, "predictions.json"), predictions)
@@ -159,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.split}: {len(rows)} captions, {len(per_style)} styles "
           "(x100; per-style scores use each style's references as the corpus)")
     print(style_table(metrics))
+    print("style figures (x100 shares; ref- = the classifier on the human references, the ceiling):")
+    print(style_figures_table(metrics["per_style"], metrics["overall"]))
+    if sensitivity is not None:
+        print(sensitivity_line(sensitivity))
     if spice_note and spice_note != SPICE_NOT_REQUESTED:
         print(spice_note)
     for name in OUTPUT_FILES:

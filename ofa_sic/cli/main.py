@@ -10,7 +10,9 @@ import os
 import sys
 from typing import List, Optional
 
-from ofa_sic.cli import caption, check_data, cider_df, convert, demo_data, evaluate, prepare_pcap, score_generate
+from ofa_sic.cli import (
+    caption, check_data, cider_df, convert, demo_data, evaluate, plot, prepare_pcap, score_generate, style_classifier,
+)
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
@@ -21,6 +23,8 @@ SUBCOMMANDS = {
     "evaluate": evaluate,
     "caption": caption,
     "convert": convert,
+    "style-classifier": style_classifier,
+    "plot": plot,
 }
 
 

@@ -1,4 +1,10 @@
-"""`ofa-sic score-generate`: COCO caption metrics of a fairseq-generate output, recorded per stage."""
+"""`ofa-sic score-generate`: COCO caption metrics of a fairseq-generate output, recorded per stage.
+
+Beside the COCO metrics, the stage's entry holds the style figures of `ofa-sic evaluate` (overall, and
+per style under "per_style"): diversity, and with --style-classifier style accuracy beside its ceiling
+on the references (ofa_sic.evaluation.style_figures). Style sensitivity needs captions of one image
+in several styles, which fairseq-generate does not make: `ofa-sic evaluate --styles-per-image N`.
+"""
 import argparse
 import json
 import os
@@ -12,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="split that was generated (default: test)")
     parser.add_argument("--metrics", required=True, metavar="FILE", help="metrics.json to create or update")
     parser.add_argument("--stage", required=True, help='key to store the scores under, e.g. "ce" or "scst"')
+    parser.add_argument("--style-classifier", metavar="FILE",
+                        help="classifier from `ofa-sic style-classifier`: add top-1/top-5 style accuracy")
 
 
 def read_hypotheses(path: str) -> dict:
@@ -25,23 +33,19 @@ def read_hypotheses(path: str) -> dict:
     return hypotheses
 
 
-def read_references(tsv_path: str) -> dict:
-    """{row id: [references]} from a prepared TSV (row id = position of the row, as the task numbers them)."""
-    from ofa_sic.data.caption_dataset import COLUMNS
-    from ofa_sic.data.text import REFERENCE_SEPARATOR
-    from ofa_sic.data.tsv_reader import IndexedTSV
-
-    rows = IndexedTSV(tsv_path, num_columns=len(COLUMNS))
-    column = COLUMNS.index("captions")
-    return {i: rows[i][column].split(REFERENCE_SEPARATOR) for i in range(len(rows))}
-
-
 def run(args: argparse.Namespace) -> int:
     from ofa_sic.atomic_files import atomic_write
+    from ofa_sic.data.caption_rows import read_caption_rows
+    from ofa_sic.evaluation.style_figures import StyleFigures, style_figures_table
     from ofa_sic.metrics.caption_eval import CaptionEvaluator
 
+    split_tsv = os.path.join(args.data, f"{args.split}.tsv")
+    figures = StyleFigures(args.data, args.style_classifier)
+    split_rows = read_caption_rows(split_tsv)
+    styles = [row.style for row in split_rows]
+    figures.check_styles(styles, split_tsv)
     hypotheses = read_hypotheses(args.generate_output)
-    references = read_references(os.path.join(args.data, f"{args.split}.tsv"))
+    references = {i: row.captions for i, row in enumerate(split_rows)}
     if set(hypotheses) != set(references):
         raise ValueError(
             f"{args.generate_output} has captions for {len(hypotheses)} rows, {args.split}.tsv has {len(references)}: "
@@ -51,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
         scored = evaluator.evaluate({str(k): v for k, v in references.items()}, {str(k): v for k, v in hypotheses.items()})
         scores = scored.scores()
     scores["num_captions"] = len(hypotheses)
+    rows = range(len(split_rows))
+    overall, per_style = figures.measure([hypotheses[i] for i in rows], styles, [references[i] for i in rows])
+    scores.update(overall)
+    scores["per_style"] = {style: per_style[style] for style in sorted(per_style)}
+    scores["style_figures"] = figures.settings()
     metrics = {}
     if os.path.exists(args.metrics):
         with open(args.metrics) as f:
@@ -58,5 +67,7 @@ def run(args: argparse.Namespace) -> int:
     metrics[args.stage] = scores
     with atomic_write(args.metrics) as handle:
         json.dump(metrics, handle, indent=2)
-    print(f"{args.stage} on {args.split} ({len(hypotheses)} captions): " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items() if k != "num_captions"))
+    print(f"{args.stage} on {args.split} ({len(hypotheses)} captions): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in scores.items() if isinstance(v, float)))
+    print(style_figures_table(scores["per_style"], overall))
     return 0

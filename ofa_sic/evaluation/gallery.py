@@ -3,6 +3,8 @@
 One self-contained page (images embedded as data: URIs, no scripts, no external files):
 - a table of contents: one row per style (best style CIDEr first) with its count, scores and links to
   its best and worst caption;
+- a chart of CIDEr beside style accuracy per style, and, with `ofa-sic evaluate --styles-per-image`,
+  images captioned in several styles (ofa_sic.evaluation.gallery_style);
 - one section per style, its images sorted by their own CIDEr (best first), the best and worst
   marked with a badge.
 Per-image CIDEr uses the whole split's references as the corpus, so the numbers compare across styles.
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from PIL import Image
+
+from ofa_sic.evaluation.gallery_style import STYLE_CSS, MultiStyleEntry, multi_style_section, style_chart
 
 THUMBNAIL_SIZE = 256
 
@@ -121,9 +125,12 @@ def _card(entry: GalleryEntry) -> str:
 
 def render_gallery(title: str, subtitle: str, entries: Sequence[GalleryEntry],
                    style_scores: Mapping[str, Mapping[str, float]], overall: Mapping[str, float],
-                   per_style_limit: Optional[int] = None) -> str:
-    """The gallery page. `style_scores` (style -> scores with num_samples, CIDEr, BLEU-4, ...) sets the
-    section order; `per_style_limit` N shows only each style's N best and N worst images."""
+                   per_style_limit: Optional[int] = None, multi_style: Sequence[MultiStyleEntry] = (),
+                   sensitivity: Optional[Mapping[str, float]] = None) -> str:
+    """The gallery page. `style_scores` (style -> scores with num_samples, CIDEr, BLEU-4, ..., and
+    style_top1 / reference_style_top1 when measured) sets the section order; `per_style_limit` N shows
+    only each style's N best and N worst images; `multi_style` entries with their `sensitivity` figures
+    add the several-styles section."""
     style_order = list(style_scores)
     grouped = order_entries(entries, style_order)
     shown = sum(len(items) for items in grouped.values())
@@ -152,16 +159,18 @@ def render_gallery(title: str, subtitle: str, entries: Sequence[GalleryEntry],
             f'<a class="meta" href="#contents">contents</a></div>{note}'
             f'<div class="cards">{"".join(_card(entry) for entry in items)}</div></section>'
         )
+    chart = style_chart(style_scores, {style: f"style-{rank}" for rank, style in enumerate(style_order, start=1)})
+    several = multi_style_section(multi_style, sensitivity, image_data_uri) if multi_style else ""
     summary = ", ".join(f"{name} {value:.1f}" for name, value in overall.items() if name != "num_samples")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_esc(title)}</title><style>{_CSS}{STYLE_CSS}</style></head><body>"
         f"<header><h1>{_esc(title)}</h1><p class=\"meta\">{_esc(subtitle)}</p>"
         f'<p>All {overall["num_samples"]} images ({shown} shown): {_esc(summary)} (x100).</p>'
         '<p class="note">Styles are ordered by their CIDEr (each style\'s references as its corpus); within a style, '
         "images are ordered by their own CIDEr (the whole split's references as the corpus), best first.</p></header>"
         '<nav id="contents"><h2>Styles</h2><table><thead><tr><th>style</th><th>images</th><th>CIDEr</th>'
         f'<th>BLEU-4</th><th>ROUGE-L</th><th>jump to</th></tr></thead><tbody>{"".join(contents)}</tbody></table></nav>'
-        f'<main>{"".join(sections)}</main></body></html>\n'
+        f'{chart}{several}<main>{"".join(sections)}</main></body></html>\n'
     )
