@@ -5,7 +5,10 @@ Writes into --out (each file atomically):
 - metrics.json: overall and per-style BLEU-1..4, METEOR, ROUGE-L, CIDEr (x100; SPICE when its jars are
   installed) with sample counts and the settings used (checkpoint, data, split, generation options);
 - gallery.html: every image with its style, caption and references; styles and images sorted by CIDEr,
-  best and worst of each style marked.
+  best and worst of each style marked;
+- content.json (with --attributes, on the demo data): per attribute, the share of captions that state
+  the image's colour, shape, count and background correctly, the chance level, and the number of
+  distinct captions (see ofa_sic.evaluation.content_accuracy).
 Prints the per-style table, best CIDEr first. Per-style scores use each style's references as the corpus.
 """
 import argparse
@@ -28,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show only the N best and N worst images of each style in gallery.html (default: all)")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java process takes a while to start)")
     parser.add_argument("--no-spice", action="store_true", help="never run SPICE, even when its CoreNLP jars are installed")
+    parser.add_argument("--attributes", metavar="FILE",
+                        help="attributes.json of `ofa-sic demo-data`: also score how often the captions state each image's "
+                             "colour, shape, count and background (written to content.json)")
 
 
 def generate_split(captioner, dataset, batch_size: int) -> list:
@@ -76,6 +82,22 @@ def gallery_entries(dataset, captions, cider_per_image) -> list:
     return entries
 
 
+def write_content_accuracy(attributes_path: str, rows, captions, out_dir: str) -> str:
+    """Score the captions' content against the demo's attributes.json; write content.json; return its summary line."""
+    import json
+
+    from ofa_sic.evaluation.content_accuracy import content_accuracy, format_content_accuracy
+    from ofa_sic.evaluation.report import write_json_atomic
+
+    with open(attributes_path, encoding="utf-8") as f:
+        attributes = json.load(f)
+    # the same image may be captioned in several rows (styles); each row counts
+    report = content_accuracy({str(i): c for i, c in enumerate(captions)},
+                              {str(i): attributes[row["image_id"]] for i, row in enumerate(rows) if row["image_id"] in attributes})
+    write_json_atomic(os.path.join(out_dir, "content.json"), {"attributes": os.path.abspath(attributes_path), **report})
+    return format_content_accuracy(report)
+
+
 def run(args: argparse.Namespace) -> int:
     from ofa_sic.cli.generation_options import options_from_args
     from ofa_sic.evaluation.gallery import render_gallery
@@ -86,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.gallery_per_style < 0:
         raise ValueError("--gallery-per-style must be 0 (all) or more")
+    if args.attributes and not os.path.isfile(args.attributes):
+        raise FileNotFoundError(f"--attributes {args.attributes} not found: `ofa-sic demo-data` writes attributes.json")
     os.makedirs(args.out, exist_ok=True)
     captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu)
     task = captioner.task
@@ -129,7 +153,11 @@ def run(args: argparse.Namespace) -> int:
     print(style_table(metrics))
     if spice_note and spice_note != SPICE_NOT_REQUESTED:
         print(spice_note)
-    for name in ("predictions.json", "metrics.json", "gallery.html"):
+    written = ["predictions.json", "metrics.json", "gallery.html"]
+    if args.attributes:
+        print(write_content_accuracy(args.attributes, rows, captions, args.out))
+        written.append("content.json")
+    for name in written:
         print(f"wrote {os.path.join(args.out, name)}")
     if len(gallery) > LARGE_GALLERY_BYTES:
         print(f"gallery.html is {len(gallery) / 1e6:.0f} MB; --gallery-per-style N shows only each style's N best and worst")

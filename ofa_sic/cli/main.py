@@ -10,7 +10,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ofa_sic.cli import caption, cider_df, demo_data, evaluate, prepare_pcap, score_generate
+from ofa_sic.cli import caption, cider_df, compare, demo_data, evaluate, prepare_pcap, score_generate
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "cider-df": cider_df,
     "evaluate": evaluate,
     "caption": caption,
+    "compare": compare,
 }
 
 
