@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The demo, end to end on a CPU: install, synthetic PCap-format data, prepare-pcap, stage-1 (CE)
-# training of ofa_demo, stage-2 SCST from the stage-1 checkpoint, test metrics after each stage and
-# an evaluation report with a gallery. Everything goes under $DEMO_DIR (default demo_out/);
-# $DEMO_DIR/metrics.json holds the test metrics of each finished stage ("ce", "scst").
+# training of ofa_demo, stage-2 SCST from the stage-1 checkpoint, an evaluation report after each stage
+# (per style, gallery, and how often the captions state each image's colour, shape, count and
+# background), and the paired bootstrap of SCST against CE on the 500 test images. Everything goes
+# under $DEMO_DIR (default demo_out/); $DEMO_DIR/metrics.json holds the test metrics of each finished
+# stage ("ce", "scst"), $DEMO_DIR/compare.json the SCST - CE differences with their 95% intervals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DEMO_DIR=${DEMO_DIR:-demo_out}
-EPOCHS=${EPOCHS:-4}
+EPOCHS=${EPOCHS:-8}
+N_TEST=${N_TEST:-500}
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
 SCST_UPDATES=${SCST_UPDATES:-40}
@@ -24,15 +27,22 @@ DATA="$DEMO_DIR/data"
 BPE="$DEMO_DIR/raw/bpe"
 rm -f "$DEMO_DIR/metrics.json"
 
-test_metrics() {  # test_metrics STAGE CHECKPOINT: generation on the test split, metrics into metrics.json
-  DATA="$DATA" BPE_DIR="$BPE" CKPT="$2" PATCH_IMAGE_SIZE=96 DEVICE_ARGS=--cpu BATCH_SIZE=32 \
-    bash run_scripts/evaluate.sh > "$DEMO_DIR/$1/evaluate.log"
-  ofa-sic score-generate --generate-output "$DEMO_DIR/$1/generate-test.txt" --data "$DATA" --split test \
-    --metrics "$DEMO_DIR/metrics.json" --stage "$1"
+test_metrics() {  # test_metrics STAGE CHECKPOINT: evaluation report of the test split, metrics into metrics.json
+  ofa-sic evaluate --path "$2" --data "$DATA" --bpe-dir "$BPE" --split test --out "$DEMO_DIR/$1/eval" \
+    --batch-size 32 --cpu --attributes "$DEMO_DIR/raw/attributes.json" > "$DEMO_DIR/$1/evaluate.log"
+  python - "$DEMO_DIR" "$1" <<'PY'
+import json, os, sys
+demo, stage = sys.argv[1:]
+path = f"{demo}/metrics.json"
+metrics = json.load(open(path)) if os.path.exists(path) else {}
+metrics[stage] = json.load(open(f"{demo}/{stage}/eval/metrics.json"))["overall"]
+json.dump(metrics, open(path, "w"), indent=2)
+PY
+  grep "content stated correctly" "$DEMO_DIR/$1/evaluate.log" | sed "s/^/  $1 /"
 }
 
 echo "== 1/5 demo data in Personality-Captions' layout, converted with prepare-pcap =="
-ofa-sic demo-data --out "$DEMO_DIR/raw"
+ofa-sic demo-data --out "$DEMO_DIR/raw" --n-test "$N_TEST"
 ofa-sic prepare-pcap --pcap-dir "$DEMO_DIR/raw/personality_captions" --image-dir "$DEMO_DIR/raw/yfcc_images" \
   --out "$DATA" --image-size 96 --workers "$WORKERS"
 
@@ -57,20 +67,24 @@ DEMO_DIR="$DEMO_DIR" SAVE_DIR="$DEMO_DIR/scst" MAX_UPDATE="$SCST_UPDATES" LR="$S
 grep -E "\| train \|" "$DEMO_DIR/scst/train.log" | sed -E 's/.*\| score ([0-9.]+) \|.*(share_generate [0-9.]+ \| share_reward [0-9.]+ \| share_forward [0-9.]+).*/  train: mean hypothesis CIDEr-D (x1) \1; time \2/'
 test_metrics scst "$DEMO_DIR/scst/checkpoint_best.pt"
 
-echo "== 4/5 evaluation report of the SCST model (per style, gallery) =="
-ofa-sic evaluate --path "$DEMO_DIR/scst/checkpoint_best.pt" --data "$DATA" --bpe-dir "$BPE" --split test \
-  --out "$DEMO_DIR/scst/eval" --batch-size 32 --cpu
-
-echo "== 5/5 an example caption per style (SCST model, test split) =="
+echo "== 4/5 an example caption per style (SCST model, test split) =="
 python - "$DEMO_DIR" <<'PY'
 import json, sys
-demo = sys.argv[1]
 shown = set()
-for p in json.load(open(f"{demo}/scst/eval/predictions.json")):
+for p in json.load(open(f"{sys.argv[1]}/scst/eval/predictions.json")):
     if p["style"] not in shown:
         shown.add(p["style"])
         print(f"  {p['style']:>14}: {p['caption']}")
-metrics = json.load(open(f"{demo}/metrics.json"))
-print("test CIDEr (x100): " + ", ".join(f"{stage} {m['CIDEr']:.1f}" for stage, m in metrics.items()))
 PY
-echo "results: $DEMO_DIR/metrics.json (test metrics per stage), gallery: $DEMO_DIR/scst/eval/gallery.html"
+
+echo "== 5/5 SCST against CE: paired bootstrap over the test images =="
+ofa-sic compare "$DEMO_DIR/ce/eval" "$DEMO_DIR/scst/eval" --no-meteor --out "$DEMO_DIR/compare.json" \
+  > "$DEMO_DIR/compare.log"
+echo "results: $DEMO_DIR/metrics.json (test metrics per stage), $DEMO_DIR/compare.log (all metrics, per style),"
+echo "  galleries: $DEMO_DIR/ce/eval/gallery.html, $DEMO_DIR/scst/eval/gallery.html"
+python - "$DEMO_DIR" <<'PY'
+import json, sys
+c = json.load(open(f"{sys.argv[1]}/compare.json"))["overall"]["CIDEr"]
+print(f"test CIDEr (x100, {c['num_images']} images): ce {c['a']:.1f}, scst {c['b']:.1f}; "
+      f"scst - ce {c['difference']:+.1f}, 95% CI [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}] (paired bootstrap)")
+PY
