@@ -10,9 +10,9 @@
 # (`ofa-sic compare`, paired bootstrap over the test images). Writes $OUT/table.md (test CIDEr mean ± sd
 # over seeds, each seed's paired 95% CI against the control, content accuracy) and $OUT/curves.svg
 # (train reward and valid CIDEr-D against updates).
-#   bash benchmarks/scst_study.sh                        # the full study (about an hour on 2 cores)
-#   CE_MAX_UPDATES=20 CE_VALIDATE=10 ARM_UPDATES=4 ARM_VALIDATE=2 SEEDS=1 N_TRAIN=40 N_VALID=8 N_TEST=10 \
-#     OUT=/tmp/study_smoke bash benchmarks/scst_study.sh   # a smoke test (a few minutes)
+#   bash benchmarks/scst_study.sh     # the full study: about 1.5-2 h on 2 otherwise idle cores (estimate)
+#   CE_MAX_UPDATES=12 CE_VALIDATE=6 CE_PATIENCE=2 ARM_UPDATES=4 ARM_VALIDATE=2 SEEDS=1 N_TRAIN=40 N_VALID=6 \
+#     N_TEST=10 SCST_BATCH_SIZE=4 OUT=study_smoke bash benchmarks/scst_study.sh   # smoke test (minutes)
 # A finished step is not redone: delete its folder under $OUT to rerun it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +27,8 @@ CE_LR=${CE_LR:-1e-3}
 CE_MAX_UPDATES=${CE_MAX_UPDATES:-3000}   # upper bound; training stops at the validation plateau
 CE_VALIDATE=${CE_VALIDATE:-126}          # validate (valid CIDEr-D) every N updates
 CE_PATIENCE=${CE_PATIENCE:-4}            # stop after N validations without a new best
-ARM_UPDATES=${ARM_UPDATES:-300}
-ARM_VALIDATE=${ARM_VALIDATE:-50}
+ARM_UPDATES=${ARM_UPDATES:-150}
+ARM_VALIDATE=${ARM_VALIDATE:-25}
 CONTROL_LR=${CONTROL_LR:-1e-4}
 SCST_LR=${SCST_LR:-1e-4}
 SCST_BATCH_SIZE=${SCST_BATCH_SIZE:-16}
