@@ -17,7 +17,8 @@ each with any baseline (`loo` needs K >= 2).
 
 Logged per update: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean |advantage|),
 `greedy_score` (mean CIDEr-D of the images' greedy captions: every update with the greedy baseline,
-which computes it anyway; every `--scst-greedy-every` updates otherwise), `identical` (share of images
+which computes it anyway; every `--scst-greedy-every` updates otherwise, and then on every validation
+batch too, where fairseq passes no update number), `identical` (share of images
 whose K hypotheses are all the same: their loo/mean advantages are all zero), `hyp_length` (mean
 hypothesis length in tokens, without </s>), and the shares of time spent in generation, reward and
 forward/backward.
