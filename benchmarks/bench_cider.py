@@ -5,8 +5,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_cider.py [--rounds 5] [--warm-calls 5]
 
 Workload: the golden fixture ``ciderd_reference.json`` (300 images x 5 references; 1,500
-hypotheses scored in cached-df mode, 300 in corpus-df mode), read from ``$OFA_REFERENCE_DIR`` or
-``../shared/fixtures/ofa_reference`` next to the repository.
+hypotheses scored in cached-df mode, 300 in corpus-df mode), read from ``tests/data/ofa_reference``.
 
 Baseline: ``pycocoevalcap.cider.cider_scorer.CiderScorer``. Despite the name, that scorer computes
 CIDEr-D (tf-idf clipping ``min(w_c, w_r) * w_r`` and the gaussian length penalty, sigma 6), the same
@@ -100,7 +99,7 @@ def make_baseline_cached(document_frequency, log_ref_len):
 
 
 def fixture_dir():
-    return os.environ.get("OFA_REFERENCE_DIR") or os.path.join(REPO_ROOT, "..", "shared", "fixtures", "ofa_reference")
+    return os.path.join(REPO_ROOT, "tests", "data", "ofa_reference")
 
 
 def timed(fn, gc_enabled=True):
@@ -130,7 +129,7 @@ def main():
 
     path = os.path.join(fixture_dir(), "ciderd_reference.json")
     if not os.path.isfile(path):
-        raise SystemExit(f"fixture not found: {path} (set OFA_REFERENCE_DIR)")
+        raise SystemExit(f"fixture not found: {path} (it is part of the repository: git checkout tests/data)")
     with open(path) as handle:
         fixture = json.load(handle)
 

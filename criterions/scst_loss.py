@@ -1,13 +1,15 @@
 """`--criterion scst_reward_criterion`: self-critical sequence training on a CIDEr-D reward (docs/ofa-spec.md §6).
 
 For each image the task's `scst_generator` (`--scst --scst-args`) produces K hypotheses; each gets
-CIDEr-D against the image's references (cached document frequencies, text punctuation-stripped and
-wrapped with " <eos>" as OFA does). The advantage of hypothesis k is its score minus a baseline:
+CIDEr-D against the image's references (cached document frequencies; hypotheses and references
+cleaned like the training targets, by the task's caption cleaner, and wrapped with " <eos>" as OFA
+does). The advantage of hypothesis k is its score minus a baseline:
 - `loo` (default): the mean score of the other K-1 hypotheses of the same image (needs K >= 2);
 - `greedy`: the score of the image's greedy (beam 1) caption (Rennie et al.);
 - `mean`: the mean score of all K hypotheses of the image.
 The loss is -sum over non-pad tokens of log p(token) * advantage, from a teacher-forced pass in train
-mode over the hypotheses.
+mode over the hypotheses; its log-probs are normalised over exactly the ids the generator may produce
+(the task's `--constraint-range`, by default the text ids), so they are the generator's own scores.
 
 The hypotheses are what `--scst-args` asks the generator for (fairseq's search options):
 - beams, as OFA: `{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}`;
@@ -36,8 +38,8 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
-from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
-from ofa_sic.generation.generator import mask_outside_range, parse_constraint_range
+from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
+from ofa_sic.generation.generator import mask_outside_range
 from ofa_sic.metrics.cider_d import CiderD
 
 BASELINES = ChoiceEnum(["loo", "greedy", "mean"])
@@ -55,16 +57,13 @@ class ScstRewardCriterionConfig(FairseqDataclass):
                           "(0: never; the greedy baseline logs it every update)"},
     )
     ignore_prefix_size: int = field(default=0, metadata={"help": "ignore the first N tokens of every hypothesis"})
-    constraint_range: Optional[str] = field(default=None, metadata={"help": '"start,end": logits outside [start,end) (specials kept) are masked'})
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
-def wrap_for_cider(text: str) -> str:
-    """OFA's reward text: punctuation removed, one trailing '.' dropped, " <eos>" appended."""
-    text = text.translate(PUNCTUATION_TABLE).strip()
-    if text.endswith("."):
-        text = text[:-1]
-    return " ".join(text.split()) + " <eos>"
+def wrap_for_cider(text: str, cleaner: CaptionCleaner) -> str:
+    """The reward text: `text` cleaned as the training targets are, with " <eos>" appended (OFA's
+    reward text under the default cleaning: no punctuation, single spaces)."""
+    return cleaner(text) + " <eos>"
 
 
 def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_scores: Optional[np.ndarray] = None) -> np.ndarray:
@@ -101,7 +100,7 @@ def hypothesis_diagnostics(hypotheses: List[List[torch.Tensor]], greedy_scores: 
 @register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
 class ScstRewardCriterion(FairseqCriterion):
     def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, ignore_prefix_size=0,
-                 constraint_range=None, sentence_avg=False):
+                 sentence_avg=False):
         super().__init__(task)
         if not getattr(task.cfg, "scst", False):
             raise ValueError("scst_reward_criterion needs --scst (and --scst-args) so that the task builds its scst_generator")
@@ -111,6 +110,7 @@ class ScstRewardCriterion(FairseqCriterion):
                 "build them with `ofa-sic cider-df --tsv train.tsv --out train-words.p` (prepare-pcap writes train-words.p)"
             )
         self.cider = CiderD(df=scst_cider_cached_tokens)
+        task.cleaner.check_recorded(self.cider.cleaning, f"--scst-cider-cached-tokens {scst_cider_cached_tokens}")
         self.baseline = str(scst_baseline)
         beam = json.loads(task.cfg.scst_args).get("beam", 5)
         if self.baseline == "loo" and beam < 2:
@@ -119,7 +119,6 @@ class ScstRewardCriterion(FairseqCriterion):
             raise ValueError(f"--scst-greedy-every must be 0 (never) or a number of updates, got {scst_greedy_every}")
         self.greedy_every = scst_greedy_every
         self.ignore_prefix_size = ignore_prefix_size
-        self.constraint_range = parse_constraint_range(constraint_range)
         self.sentence_avg = sentence_avg
         self._greedy_generator = None
 
@@ -139,9 +138,10 @@ class ScstRewardCriterion(FairseqCriterion):
 
     def cider_scores(self, hypotheses: List[List[torch.Tensor]], references: List[List[str]]) -> np.ndarray:
         """CIDEr-D of every hypothesis, image-major: [num_images * K]."""
-        gts = {i: [wrap_for_cider(r) for r in refs] for i, refs in enumerate(references)}
+        cleaner = self.task.cleaner
+        gts = {i: [wrap_for_cider(r, cleaner) for r in refs] for i, refs in enumerate(references)}
         res = [
-            {"image_id": i, "caption": [wrap_for_cider(self.task.decode(tokens))]}
+            {"image_id": i, "caption": [wrap_for_cider(self.task.decode(tokens), cleaner)]}
             for i, hyps in enumerate(hypotheses) for tokens in hyps
         ]
         return self.cider.compute_score(gts, res)[1]
@@ -173,7 +173,7 @@ class ScstRewardCriterion(FairseqCriterion):
         }
         model.train()
         logits, extra = model(prev_output_tokens=prev, **net_input)
-        logits = mask_outside_range(logits, self.constraint_range)
+        logits = mask_outside_range(logits, self.task.constraint_range)
         lprobs = model.get_normalized_probs((logits, extra), log_probs=True)
         token_lprobs = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # [N, T]
         if self.ignore_prefix_size > 0:

@@ -52,7 +52,6 @@ DATA="$DATA" BPE_DIR="$BPE" SAVE_DIR="$DEMO_DIR/ce" ARCH=ofa_demo RESTORE_FILE= 
   PATCH_IMAGE_SIZE=96 MAX_EPOCH="$EPOCHS" BATCH_SIZE="$BATCH_SIZE" UPDATE_FREQ=1 LR="$LR" \
   LABEL_SMOOTHING=0.1 DROP_WORST_RATIO=0 DROPOUT=0.0 DROP_PATH_RATE=0.0 WEIGHT_DECAY=0.01 \
   FREEZE_EMBEDDINGS=0 NUM_WORKERS="$WORKERS" SAVE_INTERVAL_UPDATES=0 DEVICE_ARGS=--cpu \
-  EVAL_ARGS='{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}' \
   bash run_scripts/train_caption.sh > "$DEMO_DIR/ce/train.log" 2>&1 \
   || { tail -n 30 "$DEMO_DIR/ce/train.log" >&2; exit 1; }
 grep -E "valid on 'valid'" "$DEMO_DIR/ce/train.log" | sed -E 's/.*\| (epoch [0-9]+) \|.*\| cider ([0-9.]+) \|.*/  \1: valid CIDEr-D (x1) \2/'

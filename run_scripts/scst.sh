@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Stage 2: self-critical sequence training on a CIDEr-D reward, continuing from a stage-1 checkpoint,
-# with OFA's settings (docs/ofa-spec.md §9.2): lr 1e-5, warmup ratio 0.06, 3 epochs, no dropout,
-# beam 5 / max_len_b 16 / no-repeat 3 hypotheses, leave-one-out baseline, and --freeze-resnet
-# (frozen BatchNorm; OFA-main's SCST is unstable without it). The defaults run on the demo output
-# (run_scripts/demo.sh); every path and size is an environment variable, e.g. for PCap:
+# with OFA's stage-2 settings (docs/ofa-spec.md §9.2): lr 1e-5 decaying to END_LR, warmup ratio 0.06,
+# 3 epochs, no dropout or drop-path, beam 5 / max_len_b 16 / no-repeat 3 hypotheses, leave-one-out
+# baseline, frozen token embeddings (--freeze-encoder-embedding --freeze-decoder-embedding).
+# Where this script differs from OFA's stage-2 scripts, and why:
+# - --freeze-resnet (FREEZE_RESNET=1; OFA's README remedy for unstable SCST, not its default): with
+#   BatchNorm in train mode the teacher-forced pass would normalise with the statistics of a 2-image
+#   batch and update the running statistics, so the model that is trained differs from the one that
+#   generated the hypotheses. Frozen BN makes the two the same model.
+# - BATCH_SIZE x UPDATE_FREQ defaults to 2 x 4 per process; OFA used 8 GPUs x 2 x 4 = 64 images per update.
+# The defaults run on the demo output (run_scripts/demo.sh); every path and size is an environment
+# variable, e.g. for PCap:
 #   DATA=pcap_data BPE_DIR=OFA/utils/BPE ARCH=ofa_base RESTORE_FILE=checkpoints/stage1_ofa_base/checkpoint_best.pt \
 #     PATCH_IMAGE_SIZE=480 DEVICE_ARGS= bash run_scripts/scst.sh
 # Extra fairseq-train options can follow on the command line.
@@ -27,11 +34,12 @@ UPDATE_FREQ=${UPDATE_FREQ:-4}
 WARMUP_RATIO=${WARMUP_RATIO:-0.06}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.01}
 BASELINE=${BASELINE:-loo}
-SCST_ARGS=${SCST_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
-EVAL_ARGS=${EVAL_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
+SCST_ARGS=${SCST_ARGS:-}  # JSON generation options; default: OFA's (beam 5, max_len_b 16, no-repeat 3)
+EVAL_ARGS=${EVAL_ARGS:-}  # JSON generation options; default: OFA's (beam 5, max_len_b 16, no-repeat 3)
 NUM_WORKERS=${NUM_WORKERS:-2}
 DEVICE_ARGS=${DEVICE_ARGS:---cpu}
 FREEZE_RESNET=${FREEZE_RESNET:-1}
+FREEZE_EMBEDDINGS=${FREEZE_EMBEDDINGS:-1}
 
 if [ ! -f "$RESTORE_FILE" ]; then
   echo "stage-1 checkpoint $RESTORE_FILE not found: run stage 1 first or set RESTORE_FILE" >&2; exit 2
@@ -42,7 +50,10 @@ if [ ! -f "$CIDER_DF" ]; then
 fi
 
 args=()
+[ -n "$EVAL_ARGS" ] && args+=(--eval-args "$EVAL_ARGS")
+[ -n "$SCST_ARGS" ] && args+=(--scst-args "$SCST_ARGS")
 [ "$FREEZE_RESNET" = 1 ] && args+=(--freeze-resnet)
+[ "$FREEZE_EMBEDDINGS" = 1 ] && args+=(--freeze-encoder-embedding --freeze-decoder-embedding)
 [ "$MAX_UPDATE" -gt 0 ] && args+=(--max-update "$MAX_UPDATE")
 
 mkdir -p "$SAVE_DIR"
@@ -53,12 +64,12 @@ exec "${FAIRSEQ_TRAIN:-fairseq-train}" "$DATA" --user-dir "$ROOT/ofa_sic" --task
   --layernorm-embedding --patch-layernorm-embedding --code-layernorm-embedding --add-type-embedding \
   --scale-attn --scale-fc --scale-heads --disable-entangle \
   --dropout 0.0 --attention-dropout 0.0 --resnet-drop-path-rate 0.0 --encoder-drop-path-rate 0.0 --decoder-drop-path-rate 0.0 \
-  --criterion scst_reward_criterion --scst --scst-args "$SCST_ARGS" --scst-cider-cached-tokens "$CIDER_DF" \
+  --criterion scst_reward_criterion --scst --scst-cider-cached-tokens "$CIDER_DF" \
   --scst-baseline "$BASELINE" \
   --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-08 --weight-decay "$WEIGHT_DECAY" --clip-norm 1.0 \
   --lr-scheduler ofa_polynomial_decay --lr "$LR" --end-learning-rate "$END_LR" --warmup-ratio "$WARMUP_RATIO" \
   --max-epoch "$MAX_EPOCH" --batch-size "$BATCH_SIZE" --update-freq "$UPDATE_FREQ" --num-workers "$NUM_WORKERS" \
-  --eval-cider --eval-args "$EVAL_ARGS" --best-checkpoint-metric cider --maximize-best-checkpoint-metric \
+  --eval-cider --best-checkpoint-metric cider --maximize-best-checkpoint-metric \
   --no-epoch-checkpoints --keep-best-checkpoints 1 --fixed-validation-seed 7 \
   --save-dir "$SAVE_DIR" --log-format simple --log-interval 10 \
   "${args[@]}" $DEVICE_ARGS "$@"

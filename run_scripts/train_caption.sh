@@ -32,10 +32,11 @@ FREEZE_EMBEDDINGS=${FREEZE_EMBEDDINGS:-1}
 NUM_WORKERS=${NUM_WORKERS:-2}
 SAVE_INTERVAL_UPDATES=${SAVE_INTERVAL_UPDATES:-500}
 KEEP_INTERVAL_UPDATES=${KEEP_INTERVAL_UPDATES:-3}
-EVAL_ARGS=${EVAL_ARGS:-'{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'}
+EVAL_ARGS=${EVAL_ARGS:-}  # JSON generation options; default: OFA's (beam 5, max_len_b 16, no-repeat 3)
 DEVICE_ARGS=${DEVICE_ARGS:-}
 
 args=()
+[ -n "$EVAL_ARGS" ] && args+=(--eval-args "$EVAL_ARGS")
 [ -n "$RESTORE_FILE" ] && args+=(--restore-file "$RESTORE_FILE" --reset-optimizer --reset-dataloader --reset-meters)
 [ "$FREEZE_EMBEDDINGS" = 1 ] && args+=(--freeze-encoder-embedding --freeze-decoder-embedding)
 [ "$SAVE_INTERVAL_UPDATES" -gt 0 ] && args+=(--save-interval-updates "$SAVE_INTERVAL_UPDATES"
@@ -55,7 +56,7 @@ exec "${FAIRSEQ_TRAIN:-fairseq-train}" "$DATA" --user-dir "$ROOT/ofa_sic" --task
   --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-08 --weight-decay "$WEIGHT_DECAY" --clip-norm 1.0 \
   --lr-scheduler ofa_polynomial_decay --lr "$LR" --warmup-ratio "$WARMUP_RATIO" --max-epoch "$MAX_EPOCH" \
   --batch-size "$BATCH_SIZE" --update-freq "$UPDATE_FREQ" --num-workers "$NUM_WORKERS" \
-  --eval-cider --eval-args "$EVAL_ARGS" --best-checkpoint-metric cider --maximize-best-checkpoint-metric \
+  --eval-cider --best-checkpoint-metric cider --maximize-best-checkpoint-metric \
   --no-epoch-checkpoints --keep-best-checkpoints 1 --fixed-validation-seed 7 \
   --save-dir "$SAVE_DIR" --log-format simple --log-interval 10 \
   "${args[@]}" $DEVICE_ARGS "$@"

@@ -1,13 +1,7 @@
-"""Shared fixtures: a tiny demo dataset (PCap format -> prepared TSVs) made once per test session."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+"""Session fixtures: a tiny demo dataset (PCap format -> prepared TSVs), the OFA-main golden fixture and its model."""
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import build_reference_model, load_reference
 
 
 @pytest.fixture(scope="session")
@@ -25,29 +19,11 @@ def demo_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ref():
-    """The golden OFA-main fixture (ofa_reference.pt)."""
-    from ofa_reference import load_reference
-
+    """The golden OFA-main fixture (tests/data/ofa_reference/ofa_reference.pt)."""
     return load_reference()
 
 
 @pytest.fixture(scope="session")
 def model(ref):
     """The fixture's model with its weights, in eval mode (tests must not change it)."""
-    from ofa_reference import build_reference_model
-
     return build_reference_model(ref)
-
-
-def fairseq_command(name: str) -> str:
-    """Path of a fairseq console script installed next to this Python."""
-    return str(Path(sys.executable).parent / name)
-
-
-def run_command(args, cwd=None, timeout=600, env=None):
-    """Run a command, returning CompletedProcess; fail the test with its output when it fails."""
-    merged_env = dict(os.environ, PYTHONWARNINGS="ignore", **(env or {}))
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=merged_env)
-    if result.returncode != 0:
-        pytest.fail(f"{args[0]} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
-    return result

@@ -6,24 +6,8 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from ofa_reference import build_reference_model, float32_state
+from helpers import build_reference_model, float32_state, ofa_format_checkpoint
 from ofa_sic.checkpoints import TRUST_ENV, UntrustedCheckpointError
-
-
-def ofa_format_checkpoint(ref, **extra):
-    """A fairseq checkpoint dict as OFA-main writes it: `args` Namespace, `cfg`, `model`, histories."""
-    args = argparse.Namespace(arch=ref["arch"], task="caption", **ref["arch_overrides"], **ref["flags"])
-    state = {
-        "args": None,
-        "cfg": {"model": args, "task": {"_name": "caption"}, "common": {"seed": 7}},
-        "model": float32_state(ref),
-        "optimizer_history": [{"criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion", "optimizer_name": "FairseqAdam",
-                               "lr_scheduler_state": {"best": 1.25}, "num_updates": 10}],
-        "extra_state": {"train_iterator": {"epoch": 1}, "val_loss": 1.25},
-        "last_optimizer_state": None,
-    }
-    state.update(extra)
-    return state
 
 
 def test_ofa_format_checkpoint_loads_strictly_with_weights_only(ref, tmp_path):

@@ -1,13 +1,11 @@
 """CIDEr-D (ofa_sic.metrics.cider_d) against OFA-main's numbers.
 
 Golden numbers come from two places:
-  * ``ciderd_reference.json`` in the OFA reference fixture directory (``$OFA_REFERENCE_DIR``, by default
-    ``../shared/fixtures/ofa_reference`` next to the repository): 300 images x 5 references, 1,500
+  * ``tests/data/ofa_reference/ciderd_reference.json``: 300 images x 5 references, 1,500
     hypotheses scored in cached-df mode and 300 in corpus-df mode by OFA's own scorer;
-  * the spec's Appendix B vectors (small hand-readable captions), copied below.
+  * small hand-readable vectors scored by OFA's scorer (docs/ofa-spec.md, Appendix B), copied below.
 """
 
-import json
 import os
 import pickle
 from collections import defaultdict
@@ -15,6 +13,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from helpers import load_json_reference
 from ofa_sic.metrics.cider_d import (
     DF_BUILD_COMMAND,
     CiderD,
@@ -24,21 +23,12 @@ from ofa_sic.metrics.cider_d import (
     save_document_frequency,
 )
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-9
-
-
-def _fixture_dir():
-    return os.environ.get("OFA_REFERENCE_DIR") or os.path.join(REPO_ROOT, "..", "shared", "fixtures", "ofa_reference")
 
 
 @pytest.fixture(scope="module")
 def fixture():
-    path = os.path.join(_fixture_dir(), "ciderd_reference.json")
-    if not os.path.isfile(path):
-        pytest.skip(f"OFA reference fixture not found at {path}; set OFA_REFERENCE_DIR to the ofa_reference directory")
-    with open(path) as handle:
-        return json.load(handle)
+    return load_json_reference("ciderd_reference.json")
 
 
 def _fixture_df(fixture):
@@ -142,7 +132,7 @@ def test_fixture_df_pickle_round_trips(fixture, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# Spec Appendix B (OFA's ciderD on small captions)
+# Appendix B vectors (OFA's ciderD on small captions; docs/ofa-spec.md, Appendix B)
 # ------------------------------------------------------------------------------------------------
 APPENDIX_B_GTS = {
     0: ["a man riding a horse on a beach", "a person rides a horse near the ocean"],
@@ -187,7 +177,7 @@ def test_appendix_b_scst_leave_one_out_scores(appendix_b_df):
     res = [{"image_id": 0, "caption": [_wrap(h)]} for h in hypotheses]
     _, scores = CiderD(df=appendix_b_df).compute_score(gts, res)
     np.testing.assert_allclose(scores, [3.590723450010247, 2.2033848068327986, 2.283166279305716], rtol=0, atol=TOL)
-    # The criterion's leave-one-out baseline and reward, applied to these scores, give the spec's numbers.
+    # The criterion's leave-one-out baseline and reward, applied to these scores, give Appendix B's numbers.
     k = len(scores)
     baselines = (scores.sum() - scores) / (k - 1)
     np.testing.assert_allclose(baselines, [2.2432755430692577, 2.9369448646579817, 2.897054128421523], rtol=0, atol=TOL)
@@ -297,7 +287,7 @@ def test_corpus_mode_counts_documents_per_entry():
 
     Checked against pycocoevalcap's CiderScorer, whose corpus-mode code is OFA's.
     """
-    cider_scorer = pytest.importorskip("pycocoevalcap.cider.cider_scorer")
+    from pycocoevalcap.cider import cider_scorer
     res = [
         {"image_id": 0, "caption": ["a man riding a horse"]},
         {"image_id": 0, "caption": ["a man on a horse"]},
@@ -320,7 +310,7 @@ def _pycocoevalcap_scores(gts, res, document_frequency=None, log_ref_len=None):
 
     Corpus mode as is; for cached mode the df and log(ref_len) are pinned, as OFA's pickle branch does.
     """
-    cider_scorer = pytest.importorskip("pycocoevalcap.cider.cider_scorer")
+    from pycocoevalcap.cider import cider_scorer
 
     class PinnedDf(cider_scorer.CiderScorer):
         @property

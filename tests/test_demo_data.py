@@ -149,8 +149,8 @@ def test_bpe_round_trips_every_caption_with_hf_tokenizers(demo_dir):
 
 
 def test_bpe_round_trips_every_caption_with_fairseq_gpt2_encoder(demo_dir):
-    gpt2_bpe_utils = pytest.importorskip("fairseq.data.encoders.gpt2_bpe_utils")
-    fairseq_data = pytest.importorskip("fairseq.data")
+    from fairseq import data as fairseq_data
+    from fairseq.data.encoders import gpt2_bpe_utils
     bpe = demo_dir / "bpe"
     encoder = gpt2_bpe_utils.get_encoder(str(bpe / "encoder.json"), str(bpe / "vocab.bpe"))
     dictionary = fairseq_data.Dictionary.load(str(bpe / "dict.txt"))

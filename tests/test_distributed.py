@@ -2,8 +2,7 @@
 import socket
 import subprocess
 
-from conftest import REPO_ROOT
-from test_train_generate_e2e import train_args
+from helpers import REPO_ROOT, train_args
 
 
 def free_port() -> int:

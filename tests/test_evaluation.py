@@ -11,8 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import REPO_ROOT, fairseq_command, run_command
-from test_train_generate_e2e import train_args
+from helpers import REPO_ROOT, fairseq_command, run_command, train_args
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 
@@ -60,6 +59,22 @@ def assert_scores_equal(actual, expected, places=6):
         assert actual[name] == pytest.approx(value, abs=10 ** -places), name
 
 
+def pycocoevalcap_scores(references, hypotheses):
+    """BLEU-1..4, ROUGE-L, CIDEr (x100) by calling pycocoevalcap directly on this set alone."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({k: [{"caption": c} for c in refs] for k, refs in references.items()})
+    res = tokenizer.tokenize({k: [{"caption": h}] for k, h in hypotheses.items()})
+    scores = {f"BLEU-{n}": 100 * v for n, v in enumerate(Bleu(4).compute_score(gts, res, verbose=0)[0], start=1)}
+    scores["ROUGE-L"] = 100 * Rouge().compute_score(gts, res)[0]
+    scores["CIDEr"] = 100 * Cider().compute_score(gts, res)[0]
+    return scores
+
+
 # ---- ofa-sic evaluate ------------------------------------------------------------------------
 
 def test_evaluate_scores_content_against_the_demo_attributes(demo_data, evaluation):
@@ -80,22 +95,20 @@ def test_evaluate_metrics_match_pycocoevalcap_overall_and_per_style(demo_data, e
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    from ofa_sic.metrics.coco_caption import coco_caption_scores
-
     metrics = json.loads((evaluation["out"] / "metrics.json").read_text())
     predictions = json.loads((evaluation["out"] / "predictions.json").read_text())
     rows = split_rows(demo_data)
     references = {str(i): refs for i, (_, refs) in enumerate(rows)}
     hypotheses = {str(i): p["caption"] for i, p in enumerate(predictions)}
 
-    # METEOR directly with one pycocoevalcap process (it takes ~10 s to start); the rest via coco_caption_scores.
+    # METEOR directly with one pycocoevalcap process (it takes ~10 s to start); the rest via pycocoevalcap_scores.
     tokenizer = PTBTokenizer()
     gts = tokenizer.tokenize({k: [{"caption": c} for c in refs] for k, refs in references.items()})
     res = tokenizer.tokenize({k: [{"caption": h}] for k, h in hypotheses.items()})
     meteor = Meteor()
 
     def direct(ids):
-        scores = coco_caption_scores({k: references[k] for k in ids}, {k: hypotheses[k] for k in ids}, meteor=False)
+        scores = pycocoevalcap_scores({k: references[k] for k in ids}, {k: hypotheses[k] for k in ids})
         scores["METEOR"] = 100 * meteor.compute_score({k: gts[k] for k in ids}, {k: res[k] for k in ids})[0]
         return scores
 
@@ -341,7 +354,6 @@ def test_caption_evaluator_subsets_equal_scoring_the_subset_alone():
     from pycocoevalcap.cider.cider import Cider
 
     from ofa_sic.metrics.caption_eval import CaptionEvaluator
-    from ofa_sic.metrics.coco_caption import coco_caption_scores
 
     references = {
         "0": ["a red circle on a gray background", "one red circle on gray"],
@@ -353,7 +365,7 @@ def test_caption_evaluator_subsets_equal_scoring_the_subset_alone():
     with CaptionEvaluator(meteor=False, spice=False) as evaluator:
         scored = evaluator.evaluate(references, hypotheses)
         for ids in (list(references), ["0", "2"], ["1", "3"], ["3"]):
-            direct = coco_caption_scores({k: references[k] for k in ids}, {k: hypotheses[k] for k in ids}, meteor=False)
+            direct = pycocoevalcap_scores({k: references[k] for k in ids}, {k: hypotheses[k] for k in ids})
             assert_scores_equal(scored.scores(ids), direct, places=9)
         per_image = scored.cider_per_image()
     _, direct_per_image = Cider().compute_score(scored.gts, scored.res)

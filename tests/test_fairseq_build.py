@@ -3,7 +3,7 @@ import torch
 from fairseq import options, optim, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def test_ofa_demo_through_fairseq_training_path_forward_backward_step(demo_data):

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from ofa_reference import build_reference_model, dictionary_from_symbols
-from ofa_sic.generation import OFASequenceGenerator, parse_constraint_range
+from helpers import build_reference_model, dictionary_from_symbols
+from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.ngram_block import NGramRepeatBlocker
 
 

@@ -1,8 +1,7 @@
 """Stage 1 with the style-token masked-LM auxiliary task, through the real fairseq-train."""
 import re
 
-from conftest import run_command
-from test_train_generate_e2e import train_args
+from helpers import run_command, train_args
 
 
 def test_fairseq_train_with_mlm_logs_both_loss_parts(demo_data, tmp_path):

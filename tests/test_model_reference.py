@@ -1,11 +1,11 @@
 """The `ofa` model equals OFA-main: state-dict layout of every arch, encoder output and logits."""
-import json
+import hashlib
 
 import pytest
 import torch
 from fairseq.data import Dictionary
 
-from ofa_reference import build_model, build_reference_model, dictionary_from_symbols, float32_state, reference_path
+from helpers import build_model, build_reference_model, dictionary_from_symbols, float32_state, load_json_reference
 from ofa_sic.models.ofa import CheckpointMismatchError
 from ofa_sic.models.position import make_image_bucket_position, make_token_bucket_position
 
@@ -27,7 +27,7 @@ def ofa_dictionary(code_dict_size=8192, num_bins=1000, bpe_size=50260) -> Dictio
 
 @pytest.mark.parametrize("arch", ["ofa_tiny", "ofa_medium", "ofa_base", "ofa_large", "ofa_huge"])
 def test_state_dict_keys_and_shapes_match_released_checkpoints(arch):
-    expected = json.loads(reference_path("ofa_arch_shapes.json").read_text())["shapes"][arch]
+    expected = load_json_reference("ofa_arch_shapes.json")["shapes"][arch]
     dictionary = ofa_dictionary()
     assert len(dictionary) == 59457
     with torch.device("meta"):
@@ -38,9 +38,16 @@ def test_state_dict_keys_and_shapes_match_released_checkpoints(arch):
     assert {k: v for k, v in actual.items() if v != expected[k]} == {}
 
 
+def assert_equals_ofa_table(table, check):
+    """`table` equals OFA-main's bucket table: same shape, same sampled entries, same SHA-256 of all entries."""
+    assert list(table.shape) == check["shape"]
+    assert [[i, j, int(table[i, j])] for i, j, _ in check["samples"]] == check["samples"]
+    assert hashlib.sha256(table.long().numpy().astype("<i8").tobytes()).hexdigest() == check["sha256"]
+
+
 def test_bucket_tables_equal_ofa(ref):
-    assert torch.equal(make_token_bucket_position(256, 1024), ref["rp_buckets"]["token_rp_bucket"].long())
-    assert torch.equal(make_image_bucket_position(42, 83 * 83 + 3), ref["rp_buckets"]["image_rp_bucket"].long())
+    assert_equals_ofa_table(make_token_bucket_position(256, 1024), ref["rp_buckets"]["token_rp_bucket"])
+    assert_equals_ofa_table(make_image_bucket_position(42, 83 * 83 + 3), ref["rp_buckets"]["image_rp_bucket"])
 
 
 def test_encoder_output_equals_ofa(ref, model):
@@ -94,7 +101,9 @@ def test_missing_buffers_are_filled_in(ref):
     state = float32_state(ref)
     assert "encoder.token_rp_bucket" not in state  # the fixture leaves the bucket buffers out
     model = build_reference_model(ref)
-    assert torch.equal(model.decoder.token_rp_bucket, ref["rp_buckets"]["token_rp_bucket"].long())
+    for module in (model.encoder, model.decoder):
+        assert_equals_ofa_table(module.token_rp_bucket, ref["rp_buckets"]["token_rp_bucket"])
+        assert_equals_ofa_table(module.image_rp_bucket, ref["rp_buckets"]["image_rp_bucket"])
 
 
 def test_growing_dictionary_appends_rows(ref):

@@ -237,7 +237,8 @@ def test_document_frequencies_use_clean_train_references_grouped_by_image(tmp_pa
     written = load_document_frequency(str(out / "train-words.p"))
     assert dict(written["document_frequency"]) == dict(expected["document_frequency"])
     assert written["ref_len"] == 2
-    assert report["document_frequency"] == {"file": "train-words.p", "documents": 2}
+    assert report["document_frequency"] == {"file": "train-words.p", "documents": 2,
+                                           "cleaning": {"keep_punctuation": False, "keep_case": False}}
 
     out3 = tmp_path / "out3"
     report = prepare_pcap(pcap_dir, image_dir, str(out3), image_size=32, df=False, quiet=True)

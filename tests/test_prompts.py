@@ -121,11 +121,20 @@ def test_unknown_style_names_the_nearest_styles(codec, styles):
         prompt("glomy")
 
 
-@pytest.mark.parametrize("template", [" what does the image describe?", " a {} and a {}", " {}{}", " a {0} style"])
+@pytest.mark.parametrize("template", [" a {} and a {}", " {}{}", " a {0} style", " a {style} reply", " a {{}} reply"])
 def test_template_needs_exactly_one_placeholder(codec, styles, template):
     for style_format in ("token", "text"):
         with pytest.raises(ValueError, match="exactly one"):
             StylePrompt(template, style_format, styles, codec)
+
+
+@pytest.mark.parametrize("style_format", ["token", "text"])
+def test_style_free_template_gives_every_style_the_same_source(codec, styles, style_format):
+    prompt = StylePrompt(" what does the image describe?", style_format, styles, codec)
+    expected = [codec.dictionary.bos()] + codec.encode(" what does the image describe?") + [codec.dictionary.eos()]
+    assert [prompt.token_ids(name) for name in styles.names] == [expected] * len(styles)
+    with pytest.raises(UnknownStyleError):
+        prompt("no such style")
 
 
 def test_unknown_style_format_is_an_error(codec, styles):

@@ -8,15 +8,16 @@ import torch
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import REPO_ROOT, run_command
 from criterions.scst_loss import baseline_scores, wrap_for_cider
-from test_train_generate_e2e import train_args
+from helpers import REPO_ROOT, fairseq_command, run_command, train_args
+from ofa_sic.data.text import CaptionCleaner
+from ofa_sic.generation.generator import mask_outside_range
 
 APPENDIX_B_SCORES = np.array([3.590723450010247, 2.2033848068327986, 2.283166279305716])
 
 
 def test_reward_text_is_wrapped_as_ofa():
-    assert wrap_for_cider(" a man, riding a horse. ") == "a man riding a horse <eos>"
+    assert wrap_for_cider(" a man, riding a horse. ", CaptionCleaner()) == "a man riding a horse <eos>"
 
 
 def test_leave_one_out_baseline_equals_appendix_b():
@@ -33,8 +34,8 @@ def test_leave_one_out_scores_come_from_cider_d(demo_data):
                                    ["two dogs playing in the snow", "dogs run through snow"]])
     df["ref_len"] = 10
     hyps = ["a man riding a horse", "a man on a horse", "a horse on the beach"]
-    _, scores = CiderD(df=df).compute_score({0: [wrap_for_cider(r) for r in refs]},
-                                             [{"image_id": 0, "caption": [wrap_for_cider(h)]} for h in hyps])
+    _, scores = CiderD(df=df).compute_score({0: [wrap_for_cider(r, CaptionCleaner()) for r in refs]},
+                                             [{"image_id": 0, "caption": [wrap_for_cider(h, CaptionCleaner())]} for h in hyps])
     assert np.allclose(scores, APPENDIX_B_SCORES, atol=1e-9)
 
 
@@ -82,7 +83,8 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
             net = {key: sample["net_input"][key][image : image + 1]
                    for key in ("src_tokens", "src_lengths", "patch_images", "patch_masks")}
             prev = torch.cat([torch.tensor([0]), tokens[:-1]]).unsqueeze(0)
-            lprobs = torch.log_softmax(model(prev_output_tokens=prev, **net)[0].float(), dim=-1)[0]
+            logits = mask_outside_range(model(prev_output_tokens=prev, **net)[0].float(), task.constraint_range)
+            lprobs = torch.log_softmax(logits, dim=-1)[0]
             expected -= advantages[image * 3 + k] * lprobs[torch.arange(len(tokens)), tokens].sum()
     assert torch.allclose(loss, expected, atol=1e-4), (loss, expected)
     assert sample_size == log["ntokens"] == 3 + 2 + 4 + 2 + 3 + 1
@@ -152,3 +154,71 @@ def test_missing_df_pickle_names_flag_and_command(demo_data, tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(tmp_path / "nope.p"))
     assert "--scst-cider-cached-tokens" in str(error.value) and "ofa-sic cider-df" in str(error.value)
+
+
+def scst_lprobs_and_generator_scores(demo_data, *extra):
+    """(teacher-forced SCST log-probs [N, T], generator positional scores [N, T], non-pad mask, task)
+    for the beam-3 hypotheses of two training images, on a model without dropout and frozen BN."""
+    task, model, criterion = build_task_and_criterion(demo_data, *extra)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = dataset.collater([dataset[0], dataset[1]])
+    model.eval()
+    with torch.no_grad():
+        output = task.scst_generator.generate([model], sample)
+    hypotheses = [[hyp["tokens"] for hyp in hyps] for hyps in output]
+    expected = torch.zeros(6, max(h["tokens"].numel() for hyps in output for h in hyps))
+    for i, hyp in enumerate(h for hyps in output for h in hyps):
+        expected[i, : hyp["positional_scores"].numel()] = hyp["positional_scores"]
+    with torch.no_grad():
+        token_lprobs, target = criterion.teacher_forced_lprobs(model, sample, hypotheses)
+    return token_lprobs, expected, target.ne(task.target_dictionary.pad()), task, model
+
+
+@pytest.mark.parametrize("constraint", [None, "none", "4,150"])
+def test_scst_log_probs_are_normalised_over_the_generators_ids(demo_data, constraint):
+    """The teacher-forced log-prob of every hypothesis token equals the generator's own score, so both
+    are normalised over the same ids (the task's --constraint-range: text ids by default, all with "none")."""
+    extra = [] if constraint is None else ["--constraint-range", constraint]
+    token_lprobs, expected, non_pad, task, model = scst_lprobs_and_generator_scores(demo_data, *extra)
+    assert torch.allclose(token_lprobs[non_pad], expected[non_pad], atol=1e-5)
+    allowed = {None: task.text_range, "none": None, "4,150": (4, 150)}[constraint]
+    assert task.constraint_range == allowed
+
+
+def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
+    """With --keep-case --keep-punctuation the df (ofa-sic cider-df), the SCST reward text and the
+    validation references all keep case and punctuation, as the training targets do."""
+    df_path = tmp_path / "train-words-cased.p"
+    run_command([fairseq_command("ofa-sic"), "cider-df", "--tsv", demo_data["data"] / "train.tsv", "--out", df_path,
+                 "--keep-case", "--keep-punctuation"])
+    flags = ("--keep-case", "--keep-punctuation")
+    task, model, criterion = build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path), *flags)
+    from ofa_sic.metrics.cider_d import load_document_frequency
+
+    df = load_document_frequency(str(df_path))
+    assert df["cleaning"] == {"keep_punctuation": True, "keep_case": True}
+    unigrams = {gram[0] for gram in df["document_frequency"] if len(gram) == 1}
+
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = dataset.collater([dataset[i] for i in range(4)])
+    raw = [dataset.row(i)["captions"] for i in range(4)]
+    references = criterion.references(sample)
+    assert references == [[task.cleaner(c)] for c in raw]
+    assert any(any(ch.isupper() for ch in refs[0]) for refs in references)
+    assert any(any(ch in ",.?!" for ch in refs[0]) for refs in references)
+    for refs in references:  # every word of the reward's reference text is a df entry
+        assert set(wrap_for_cider(refs[0], task.cleaner).split()) <= unigrams
+    assert wrap_for_cider(" Sadly, only a Circle. ", task.cleaner) == "Sadly, only a Circle. <eos>"
+    task.load_dataset("valid")
+    valid = task.dataset("valid")
+    valid_references = [valid.references(i) for i in range(len(valid))]
+    assert valid_references == [[task.cleaner(c) for c in valid.row(i)["captions"].split("&&")] for i in range(len(valid))]
+    assert any(ch.isupper() for refs in valid_references for ch in "".join(refs))
+
+    # df built with the default cleaning (prepare-pcap's train-words.p) is refused for a --keep-case run.
+    with pytest.raises(ValueError, match=r"train-words.p was built with OFA's default cleaning .* --keep-case"):
+        build_task_and_criterion(demo_data, *flags)
+    with pytest.raises(ValueError, match="was built with --keep-punctuation --keep-case, but the task cleans"):
+        build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path))

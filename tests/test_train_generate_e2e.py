@@ -4,23 +4,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
-
 import torch
 
-from conftest import REPO_ROOT, fairseq_command, run_command
-
-COMMON = ["--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption", "--patch-image-size", "96", "--cpu"]
-
-
-def train_args(demo_data, save_dir, *extra):
-    return [
-        fairseq_command("fairseq-train"), demo_data["data"], *COMMON, "--bpe-dir", demo_data["bpe"],
-        "--arch", "ofa_demo", "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--report-accuracy", "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "ofa_polynomial_decay",
-        "--warmup-ratio", "0.1", "--batch-size", "16", "--save-dir", save_dir, "--log-format", "simple",
-        "--log-interval", "1", "--num-workers", "0", "--seed", "3", *extra,
-    ]
+from helpers import COMMON, fairseq_command, ofa_format_checkpoint, run_command, train_args
 
 
 def test_fairseq_train_then_generate_one_caption_per_row(demo_data, tmp_path):
@@ -49,11 +35,7 @@ def test_fairseq_train_then_generate_one_caption_per_row(demo_data, tmp_path):
         assert "<code_" not in fields[2] and "<bin_" not in fields[2] and not re.search(r"\b\d{3,}\b", fields[2])
 
 
-def test_restore_from_ofa_format_checkpoint_with_resets(demo_data, tmp_path):
-    from ofa_reference import load_reference
-    from test_checkpoints import ofa_format_checkpoint
-
-    ref = load_reference()
+def test_restore_from_ofa_format_checkpoint_with_resets(ref, demo_data, tmp_path):
     checkpoint = tmp_path / "ofa_tiny_reference.pt"
     torch.save(ofa_format_checkpoint(ref), checkpoint)
     overrides = []
@@ -73,8 +55,8 @@ def test_restore_from_ofa_format_checkpoint_with_resets(demo_data, tmp_path):
 
 def test_relative_user_dir_works_outside_the_repository(tmp_path):
     """After `make install`, `--user-dir ofa_sic` resolves from any folder (fairseq also looks in site-packages)."""
-    if not (Path(sysconfig.get_paths()["purelib"]) / "ofa_sic").exists():
-        pytest.skip("ofa_sic is not installed into site-packages (install with `make install`)")
+    link = Path(sysconfig.get_paths()["purelib"]) / "ofa_sic"
+    assert link.exists(), f"{link} is missing: run `make install`, which links ofa_sic into site-packages"
     code = ("import argparse; from fairseq import utils; from fairseq.tasks import TASK_REGISTRY; "
             "utils.import_user_module(argparse.Namespace(user_dir='ofa_sic')); print('style_caption' in TASK_REGISTRY)")
     result = run_command([sys.executable, "-c", code], cwd=tmp_path)

@@ -1,8 +1,9 @@
 """`ofa-sic cider-df`: CIDEr-D document frequencies of a prepared TSV, as ruotianluo's prepro_ngrams builds them.
 
-One document per image (rows grouped by image_id), each reference lowercased, stripped of ASCII
-punctuation and given a trailing " <eos>"; `ref_len` is the number of images. The pickle loads in
-OFA-main's scorer and in `ofa_sic.metrics.cider_d.CiderD(df=path)`.
+One document per image (rows grouped by image_id), each reference cleaned as the training targets are
+(lowercased and stripped of ASCII punctuation, unless --keep-case / --keep-punctuation, which must match
+the training run's) and given a trailing " <eos>"; `ref_len` is the number of images. The pickle records
+its cleaning and loads in OFA-main's scorer and in `ofa_sic.metrics.cider_d.CiderD(df=path)`.
 """
 import argparse
 
@@ -12,12 +13,19 @@ HELP = "build a CIDEr-D document-frequency pickle (for --scst-cider-cached-token
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tsv", required=True, metavar="FILE", help="prepared TSV (e.g. train.tsv from prepare-pcap)")
     parser.add_argument("--out", required=True, metavar="FILE", help="pickle to write (e.g. train-words.p)")
+    add_cleaning_arguments(parser)
 
 
-def references_by_image(tsv_path: str):
-    """[[reference, ...] per image] in first-seen image order, references cleaned as CIDEr-D sees them."""
+def add_cleaning_arguments(parser: argparse.ArgumentParser) -> None:
+    """--keep-case / --keep-punctuation, as the style_caption task spells them."""
+    parser.add_argument("--keep-case", action="store_true", help="keep upper case, as training with --keep-case does")
+    parser.add_argument("--keep-punctuation", action="store_true",
+                        help="keep punctuation, as training with --keep-punctuation does")
+
+
+def references_by_image(tsv_path: str, cleaner):
+    """[[reference, ...] per image] in first-seen image order, references cleaned by `cleaner`."""
     from ofa_sic.data.caption_dataset import COLUMNS
-    from ofa_sic.data.pcap import df_reference
     from ofa_sic.data.text import REFERENCE_SEPARATOR
     from ofa_sic.data.tsv_reader import IndexedTSV
 
@@ -27,16 +35,18 @@ def references_by_image(tsv_path: str):
     for i in range(len(rows)):
         fields = rows[i]
         grouped.setdefault(fields[image_column], []).extend(
-            df_reference(c) for c in fields[captions_column].split(REFERENCE_SEPARATOR)
+            cleaner(c) for c in fields[captions_column].split(REFERENCE_SEPARATOR)
         )
     return list(grouped.values())
 
 
 def run(args: argparse.Namespace) -> int:
+    from ofa_sic.data.text import CaptionCleaner
     from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
 
-    references = references_by_image(args.tsv)
-    df = build_document_frequency(references)
+    cleaner = CaptionCleaner(keep_punctuation=args.keep_punctuation, keep_case=args.keep_case)
+    references = references_by_image(args.tsv, cleaner)
+    df = build_document_frequency(references, cleaner.settings())
     save_document_frequency(df, args.out)
     print(f"{args.out}: document frequencies of {len(df['document_frequency'])} n-grams over {df['ref_len']} images")
     return 0

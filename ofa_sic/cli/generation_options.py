@@ -1,23 +1,8 @@
 """Beam-search options of `ofa-sic evaluate` and `ofa-sic caption` (kept free of torch/fairseq imports,
 so that building the `ofa-sic` parser stays fast)."""
 import argparse
-from dataclasses import asdict, dataclass
 
-
-@dataclass
-class GenerationOptions:
-    """Beam-search settings; the defaults are OFA's caption evaluation settings."""
-
-    beam: int = 5
-    max_len_a: float = 0.0
-    max_len_b: int = 16
-    min_len: int = 1
-    no_repeat_ngram_size: int = 3
-    lenpen: float = 1.0
-    temperature: float = 1.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from ofa_sic.generation.options import GenerationOptions
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser) -> None:

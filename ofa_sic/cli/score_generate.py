@@ -38,7 +38,7 @@ def read_references(tsv_path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ofa_sic.metrics.coco_caption import coco_caption_scores
+    from ofa_sic.metrics.caption_eval import CaptionEvaluator
 
     hypotheses = read_hypotheses(args.generate_output)
     references = read_references(os.path.join(args.data, f"{args.split}.tsv"))
@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
             f"{args.generate_output} has captions for {len(hypotheses)} rows, {args.split}.tsv has {len(references)}: "
             "generate with --required-batch-size-multiple 1 (the style_caption task sets it) and the same split"
         )
-    scores = coco_caption_scores({str(k): v for k, v in references.items()}, {str(k): v for k, v in hypotheses.items()})
+    with CaptionEvaluator(meteor=True, spice=False) as evaluator:
+        scored = evaluator.evaluate({str(k): v for k, v in references.items()}, {str(k): v for k, v in hypotheses.items()})
+        scores = scored.scores()
     scores["num_captions"] = len(hypotheses)
     metrics = {}
     if os.path.exists(args.metrics):

@@ -1,5 +1,4 @@
-"""Data handling for ofa_sic: the style vocabulary, the Personality-Captions converter and the demo data set.
-
-Modules here depend only on the standard library, numpy, Pillow, tokenizers and tqdm, so data can be
-prepared on a machine without torch or fairseq.
+"""Data handling for ofa_sic: the TSV reader, style vocabulary, text and image transforms, the
+datasets of the style_caption task, whole-word masking, the Personality-Captions converter and the demo
+data set. Importing the package imports none of them.
 """

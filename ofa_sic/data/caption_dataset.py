@@ -75,25 +75,38 @@ class StyleCaptionDataset(FairseqDataset):
             )
         return " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
 
-    def __getitem__(self, index: int) -> Dict:
-        row = self.row(index)
+    def patch_image(self, row: Dict[str, str], index: int) -> torch.Tensor:
+        """The row's image as the model sees it: [3, S, S]; decoding errors name the file and row."""
         try:
             image = decode_base64_image(row["image"])
         except ImageDecodeError as error:
             raise ImageDecodeError(f"{self.path}, row {index + 1} (image {row['image_id']}): {error}") from None
+        return self.image_transform(image)
+
+    def caption_ids(self, row: Dict[str, str], index: int) -> torch.Tensor:
+        """BPE ids [T] of " " + the row's target text (no <s>/</s>)."""
+        return torch.tensor(self.codec.encode(" " + self.target_text(row["captions"], index)), dtype=torch.long)
+
+    def decoder_sequences(self, caption_ids: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """{"target": caption </s> [T+1], "prev_output_tokens": <s> caption [T+1]}."""
+        return {
+            "target": torch.cat([caption_ids, torch.tensor([self.eos])]),
+            "prev_output_tokens": torch.cat([torch.tensor([self.bos]), caption_ids]),
+        }
+
+    def __getitem__(self, index: int) -> Dict:
+        row = self.row(index)
+        patch_image = self.patch_image(row, index)
         try:
             source = self.prompt(row["style"])
         except ValueError as error:
             raise ValueError(f"{self.path}, row {index + 1}: {error}") from None
-        text = self.target_text(row["captions"], index)
-        caption_ids = torch.tensor(self.codec.encode(" " + text), dtype=torch.long)
         return {
             "id": index,
             "source": source,
-            "patch_image": self.image_transform(image),
+            "patch_image": patch_image,
             "patch_mask": torch.tensor([True]),
-            "target": torch.cat([caption_ids, torch.tensor([self.eos])]),
-            "prev_output_tokens": torch.cat([torch.tensor([self.bos]), caption_ids]),
+            **self.decoder_sequences(self.caption_ids(row, index)),
         }
 
     def collater(self, samples: List[Dict]) -> Dict:

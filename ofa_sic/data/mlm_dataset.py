@@ -23,7 +23,6 @@ import torch
 from fairseq.data import FairseqDataset
 
 from ofa_sic.data.caption_dataset import StyleCaptionDataset, epoch_order
-from ofa_sic.data.image_transform import ImageDecodeError, decode_base64_image
 from ofa_sic.data.prompts import STYLE_FORMATS, check_style_tokens
 from ofa_sic.data.styles import StyleVocabulary, style_token
 from ofa_sic.data.text import TextCodec
@@ -183,7 +182,7 @@ class CaptionMLMDataset(FairseqDataset):
         row_index = self.mlm_row(index)
         base = self.base
         row = base.row(row_index)
-        caption = torch.tensor(base.codec.encode(" " + base.target_text(row["captions"], row_index)), dtype=torch.long)
+        caption = base.caption_ids(row, row_index)
         sequence = torch.cat([torch.tensor([base.bos]), caption, torch.tensor([base.eos])])
         protected = torch.zeros(len(sequence), dtype=torch.bool)
         protected[0] = protected[-1] = True
@@ -193,11 +192,7 @@ class CaptionMLMDataset(FairseqDataset):
         except ValueError as error:
             raise ValueError(f"{base.path}, row {row_index + 1}: {error}") from None
         if self.image == "same":
-            try:
-                image = decode_base64_image(row["image"])
-            except ImageDecodeError as error:
-                raise ImageDecodeError(f"{base.path}, row {row_index + 1} (image {row['image_id']}): {error}") from None
-            patch_image, patch_mask = base.image_transform(image), torch.tensor([True])
+            patch_image, patch_mask = base.patch_image(row, row_index), torch.tensor([True])
         else:
             size = base.image_transform.size
             patch_image, patch_mask = torch.zeros(3, size, size), torch.tensor([False])
@@ -206,8 +201,7 @@ class CaptionMLMDataset(FairseqDataset):
             "source": source,
             "patch_image": patch_image,
             "patch_mask": patch_mask,
-            "target": torch.cat([caption, torch.tensor([base.eos])]),
-            "prev_output_tokens": torch.cat([torch.tensor([base.bos]), caption]),
+            **base.decoder_sequences(caption),
             "is_mlm": True,
         }
 

@@ -44,7 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
-from ofa_sic.data.text import PUNCTUATION_TABLE, REFERENCE_SEPARATOR
+from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 
 SPLIT_FILES = {"train": ("train.json",), "valid": ("val.json", "valid.json"), "test": ("test.json",)}
 SKIP_REASONS = ("missing_field", "bad_image_hash", "empty_comment", "junk_comment", "missing_image", "corrupt_image")
@@ -90,11 +90,6 @@ def is_junk(text: str) -> bool:
 def is_empty(text: str) -> bool:
     """Return True when `text` has no letter or digit (empty, spaces only, or punctuation only)."""
     return not any(ch.isalnum() for ch in text)
-
-
-def df_reference(caption: str) -> str:
-    """Return a caption as the CIDEr-D document frequencies see it: lower case, no ASCII punctuation."""
-    return " ".join(caption.lower().translate(PUNCTUATION_TABLE).split())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -375,13 +370,16 @@ def _build_styles(
 # Document frequencies (CIDEr-D)
 
 
-def write_document_frequency(references_per_image: List[List[str]], df_path: str, staged: StagedOutputs) -> Dict[str, Any]:
-    """Stage the CIDEr-D document frequencies of `references_per_image` (one list per image) for `df_path`."""
+def write_document_frequency(references_per_image: List[List[str]], cleaner: CaptionCleaner, df_path: str,
+                             staged: StagedOutputs) -> Dict[str, Any]:
+    """Stage the CIDEr-D document frequencies of `references_per_image` (one list of raw captions per
+    image), cleaned by `cleaner` as training will clean them, for `df_path`."""
     from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
 
-    df = build_document_frequency(references_per_image)
+    cleaned = [[cleaner(caption) for caption in refs] for refs in references_per_image]
+    df = build_document_frequency(cleaned, cleaner.settings())
     save_document_frequency(df, staged.path(df_path))
-    return {"file": os.path.basename(df_path), "documents": len(references_per_image)}
+    return {"file": os.path.basename(df_path), "documents": len(references_per_image), "cleaning": cleaner.settings()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -434,14 +432,52 @@ def prepare_pcap(
     workers: int = 1,
     df: bool = True,
     quiet: bool = False,
+    cleaner: Optional[CaptionCleaner] = None,
 ) -> Dict[str, Any]:
     """Convert PCap to train/valid/test TSVs, styles.txt, train-words.p and report.json in `out_dir`.
 
     `image_size` bounds the long side of the stored images; `workers` > 1 encodes images in that many
-    processes; `df` asks for the CIDEr-D document frequencies of the train captions. Prints a summary
-    and progress bars unless `quiet`. Returns the report (also written as report.json).
+    processes; `df` asks for the CIDEr-D document frequencies of the train captions, cleaned by
+    `cleaner` (default: OFA's cleaning; pass the training run's --keep-case / --keep-punctuation).
+    Prints a summary and progress bars unless `quiet`. Returns the report (also written as report.json).
     Raises PcapError for unusable input; nothing is written then.
+
+    The steps: check the arguments, parse the split files, build the style vocabulary, then (staged,
+    so that a failure writes nothing) encode the images and write the splits, styles.txt, the document
+    frequencies and the report.
     """
+    _check_arguments(pcap_dir, image_dir, image_size, workers)
+    split_files = _find_split_files(pcap_dir)
+    personalities_path = os.path.join(pcap_dir, "personalities.txt")
+    personalities = _read_personalities_file(pcap_dir, personalities_path)
+    reports, rows_by_split = _parse_splits(split_files)
+    vocabulary, added, mapped = _build_styles(personalities, rows_by_split, personalities_path)
+
+    os.makedirs(out_dir, exist_ok=True)
+    result: Dict[str, Any] = {"settings": _settings(pcap_dir, image_dir, out_dir, image_size, workers, df), "splits": {}}
+    with StagedOutputs() as staged:
+        written_by_split = _write_splits(rows_by_split, split_files, reports, image_dir, image_size, workers,
+                                         out_dir, staged, quiet)
+        with staged.open(os.path.join(out_dir, "styles.txt")) as f:
+            f.write(vocabulary.to_text())
+        if df:
+            references: Dict[str, List[str]] = collections.defaultdict(list)
+            for row in written_by_split["train"]:
+                references[row.image_hash].extend(row.captions)
+            result["document_frequency"] = write_document_frequency(
+                list(references.values()), cleaner or CaptionCleaner(), os.path.join(out_dir, DF_FILE), staged
+            )
+        else:
+            result["document_frequency"] = {"file": None, "skipped": "disabled (df=False / --no-df)"}
+        _fill_report(result, reports, vocabulary, personalities, added, mapped)
+        with staged.open(os.path.join(out_dir, "report.json")) as f:
+            f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if not quiet:
+        print(format_report(result))
+    return result
+
+
+def _check_arguments(pcap_dir: str, image_dir: str, image_size: int, workers: int) -> None:
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise PcapError(f"image_size must be a positive integer, got {image_size!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -449,15 +485,19 @@ def prepare_pcap(
     for name, folder in (("pcap_dir", pcap_dir), ("image_dir", image_dir)):
         if not os.path.isdir(folder):
             raise PcapError(f"{name} {folder!r} is not a folder")
-    split_files = _find_split_files(pcap_dir)
-    personalities_path = os.path.join(pcap_dir, "personalities.txt")
+
+
+def _read_personalities_file(pcap_dir: str, personalities_path: str) -> List[str]:
     if not os.path.isfile(personalities_path):
         raise PcapError(f"{pcap_dir}: no personalities.txt; --pcap-dir must be the unpacked personality_captions folder")
     try:
-        personalities = read_personalities(personalities_path)
+        return read_personalities(personalities_path)
     except ValueError as e:
         raise PcapError(str(e)) from None
 
+
+def _parse_splits(split_files: Dict[str, str]) -> Tuple[Dict[str, "_SplitReport"], Dict[str, List[_Row]]]:
+    """Parse every split file: ({split: report}, {split: usable rows}); skipped records are counted."""
     reports: Dict[str, _SplitReport] = {}
     rows_by_split: Dict[str, List[_Row]] = {}
     for split, path in split_files.items():
@@ -466,76 +506,65 @@ def prepare_pcap(
         report.read = len(records)
         parsed = (_parse_record(split, number, record, report) for number, record in enumerate(records))
         rows_by_split[split] = [row for row in parsed if row is not None]
-    vocabulary, added, mapped = _build_styles(personalities, rows_by_split, personalities_path)
+    return reports, rows_by_split
 
-    os.makedirs(out_dir, exist_ok=True)
-    result: Dict[str, Any] = {
-        "settings": {
-            "pcap_dir": os.path.abspath(pcap_dir),
-            "image_dir": os.path.abspath(image_dir),
-            "out_dir": os.path.abspath(out_dir),
-            "image_size": image_size,
-            "workers": workers,
-            "df": df,
-            "jpeg_quality": JPEG_QUALITY,
-            "image_column": "base64.urlsafe_b64encode of RGB JPEG bytes",
-            "reference_separator": REFERENCE_SEPARATOR,
-        },
-        "splits": {},
+
+def _settings(pcap_dir: str, image_dir: str, out_dir: str, image_size: int, workers: int, df: bool) -> Dict[str, Any]:
+    return {
+        "pcap_dir": os.path.abspath(pcap_dir),
+        "image_dir": os.path.abspath(image_dir),
+        "out_dir": os.path.abspath(out_dir),
+        "image_size": image_size,
+        "workers": workers,
+        "df": df,
+        "jpeg_quality": JPEG_QUALITY,
+        "image_column": "base64.urlsafe_b64encode of RGB JPEG bytes",
+        "reference_separator": REFERENCE_SEPARATOR,
     }
-    with StagedOutputs() as staged:
-        pool = multiprocessing.Pool(workers) if workers > 1 else None
-        try:
-            written_by_split = {}
-            for split in SPLIT_FILES:
-                with staged.open(os.path.join(out_dir, f"{split}.tsv")) as out:
-                    written_by_split[split] = _write_split(
-                        rows_by_split[split], image_dir, image_size, pool, workers, out, reports[split], quiet
-                    )
-                report = reports[split]
-                if report.read and not report.written:
-                    reasons = ", ".join(f"{r} {n}" for r, n in report.skipped.items() if n)
-                    raise PcapError(
-                        f"{split_files[split]}: none of its {report.read} records could be used ({reasons}); "
-                        f"check --image-dir {image_dir!r} and the file itself"
-                    )
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
 
-        with staged.open(os.path.join(out_dir, "styles.txt")) as f:
-            f.write(vocabulary.to_text())
-        if df:
-            references: Dict[str, List[str]] = collections.defaultdict(list)
-            for row in written_by_split["train"]:
-                references[row.image_hash].extend(df_reference(c) for c in row.captions)
-            result["document_frequency"] = write_document_frequency(
-                list(references.values()), os.path.join(out_dir, DF_FILE), staged
-            )
-        else:
-            result["document_frequency"] = {"file": None, "skipped": "disabled (df=False / --no-df)"}
 
-        totals: collections.Counter = collections.Counter()
-        for split, report in reports.items():
-            result["splits"][split] = report.to_dict()
-            totals.update(report.styles)
-        result["styles"] = {
-            "total": len(vocabulary),
-            "from_personalities": len(personalities),
-            "rows_per_style": {name: totals[name] for name in vocabulary.names},
-        }
-        result["styles_added_from_data"] = added
-        result["style_spellings_mapped"] = mapped
-        outputs = [f"{split}.tsv" for split in SPLIT_FILES] + ["styles.txt"]
-        if result["document_frequency"]["file"]:
-            outputs.append(DF_FILE)
-        result["outputs"] = outputs + ["report.json"]
-        with staged.open(os.path.join(out_dir, "report.json")) as f:
-            f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    if not quiet:
-        print(format_report(result))
-    return result
+def _write_splits(rows_by_split, split_files, reports, image_dir, image_size, workers, out_dir, staged, quiet):
+    """Encode the images and stage `{split}.tsv` for every split: {split: rows written}. A split none
+    of whose records could be used is an error."""
+    pool = multiprocessing.Pool(workers) if workers > 1 else None
+    try:
+        written_by_split = {}
+        for split in SPLIT_FILES:
+            with staged.open(os.path.join(out_dir, f"{split}.tsv")) as out:
+                written_by_split[split] = _write_split(
+                    rows_by_split[split], image_dir, image_size, pool, workers, out, reports[split], quiet
+                )
+            report = reports[split]
+            if report.read and not report.written:
+                reasons = ", ".join(f"{r} {n}" for r, n in report.skipped.items() if n)
+                raise PcapError(
+                    f"{split_files[split]}: none of its {report.read} records could be used ({reasons}); "
+                    f"check --image-dir {image_dir!r} and the file itself"
+                )
+        return written_by_split
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _fill_report(result, reports, vocabulary, personalities, added, mapped) -> None:
+    """Add the per-split counts, the style counts and the list of outputs to `result`."""
+    totals: collections.Counter = collections.Counter()
+    for split, report in reports.items():
+        result["splits"][split] = report.to_dict()
+        totals.update(report.styles)
+    result["styles"] = {
+        "total": len(vocabulary),
+        "from_personalities": len(personalities),
+        "rows_per_style": {name: totals[name] for name in vocabulary.names},
+    }
+    result["styles_added_from_data"] = added
+    result["style_spellings_mapped"] = mapped
+    outputs = [f"{split}.tsv" for split in SPLIT_FILES] + ["styles.txt"]
+    if result["document_frequency"]["file"]:
+        outputs.append(DF_FILE)
+    result["outputs"] = outputs + ["report.json"]
 
 
 def format_report(report: Dict[str, Any]) -> str:

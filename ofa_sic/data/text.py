@@ -5,7 +5,7 @@ Dictionary symbols of BPE tokens are the decimal GPT-2 ids ("99" = "Ġwhat"); th
 """
 import os
 import string
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from fairseq.data import Dictionary
@@ -63,11 +63,39 @@ class TextCodec:
 
 
 class CaptionCleaner:
-    """OFA's caption cleaning: strip ASCII punctuation, optionally lowercase, collapse spaces."""
+    """OFA's caption cleaning: strip ASCII punctuation, lowercase, collapse spaces (the first two can be
+    turned off with --keep-punctuation / --keep-case).
+
+    The one cleaning of the project: training targets, validation and test references, validation
+    hypotheses, the SCST reward text (hypotheses and references) and the CIDEr-D document frequencies
+    (`prepare-pcap`, `ofa-sic cider-df`) all go through it, so they agree under any setting.
+    """
 
     def __init__(self, keep_punctuation: bool = False, keep_case: bool = False):
-        self.keep_punctuation = keep_punctuation
-        self.keep_case = keep_case
+        self.keep_punctuation = bool(keep_punctuation)
+        self.keep_case = bool(keep_case)
+
+    def settings(self) -> dict:
+        """{"keep_punctuation": bool, "keep_case": bool}, as recorded in document-frequency files."""
+        return {"keep_punctuation": self.keep_punctuation, "keep_case": self.keep_case}
+
+    def describe(self) -> str:
+        flags = [flag for flag, on in (("--keep-punctuation", self.keep_punctuation), ("--keep-case", self.keep_case)) if on]
+        return " ".join(flags) if flags else "OFA's default cleaning (lowercase, no punctuation)"
+
+    def check_recorded(self, recorded: Optional[dict], what: str) -> None:
+        """Refuse text (e.g. CIDEr-D document frequencies) cleaned otherwise than by this cleaner.
+
+        `recorded` is the `settings()` of the cleaning `what` went through; None (OFA's and ruotianluo's
+        pickles record nothing) means OFA's default cleaning.
+        """
+        built = CaptionCleaner(**(recorded or {}))
+        if built.settings() != self.settings():
+            raise ValueError(
+                f"{what} was built with {built.describe()}, but the task cleans captions with {self.describe()}: "
+                "rebuild it with `ofa-sic cider-df --tsv train.tsv --out FILE` and the training run's "
+                "--keep-case / --keep-punctuation flags"
+            )
 
     def __call__(self, caption: str) -> str:
         if not self.keep_punctuation:

@@ -1,2 +1,2 @@
-"""Sequence generation with OFA's semantics on top of fairseq's SequenceGenerator."""
-from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range  # noqa: F401
+"""Sequence generation with OFA's semantics on top of fairseq's SequenceGenerator (`generator`), its
+settings (`options`, importable without torch) and captioning outside fairseq-generate (`captioner`)."""

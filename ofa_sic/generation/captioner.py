@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from ofa_sic.cli.generation_options import GenerationOptions
+from ofa_sic.generation.options import GenerationOptions
 
 
 class Captioner:

@@ -1,7 +1,8 @@
 """COCO caption metrics of one set of captions, tokenized once and scored on the whole set or any subset.
 
-The numbers are pycocoevalcap's, as `coco_caption_scores` computes them (PTB tokenizer, BLEU-1..4,
-METEOR, ROUGE-L, CIDEr, each x100); what this adds for evaluation reports:
+The one computation of COCO caption metrics in the project (`ofa-sic evaluate`, `score-generate`,
+`--scoring coco_caption`). The numbers are pycocoevalcap's (PTB tokenizer, BLEU-1..4, METEOR, ROUGE-L,
+CIDEr, each x100); what this adds to calling it directly:
 
 - the captions are tokenized once and METEOR's Java process (slow to start: it loads paraphrase
   tables) is started once, at construction, so it loads while captions are still being generated;

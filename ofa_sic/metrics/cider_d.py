@@ -228,12 +228,15 @@ class CiderD:
         self._ref_cache = {}
         self._penalty_table = np.zeros(0)
         if isinstance(df, str) and df == "corpus":
+            self.cleaning = None
             self.ref_len = None
             self._idf = None
         else:
             # A dict from build_document_frequency is used as is; anything else is a pickle path.
             loaded = _check_df_dict(df, "<in-memory document frequencies>") if isinstance(df, dict) else load_document_frequency(df)
             self.ref_len = math.log(float(loaded["ref_len"]))
+            # How the references were cleaned ({"keep_punctuation", "keep_case"}), where the file says.
+            self.cleaning = loaded.get("cleaning")
             # Only idf values are kept: the raw counts are not needed once these exist.
             self._idf = _idf_table(loaded["document_frequency"], self.ref_len)
 
@@ -415,7 +418,7 @@ class CiderD:
 # ----------------------------------------------------------------------------------------------
 # Document-frequency pickles
 # ----------------------------------------------------------------------------------------------
-def build_document_frequency(references_per_image):
+def build_document_frequency(references_per_image, cleaning=None):
     """Document frequencies the way ruotianluo's ``scripts/prepro_ngrams.py`` builds them.
 
     Args:
@@ -427,7 +430,9 @@ def build_document_frequency(references_per_image):
         ``{"document_frequency": defaultdict(float, {ngram_tuple: number_of_images}),
         "ref_len": number_of_images}``: for every n-gram of orders 1..4 of any reference, the number of
         images whose references contain it. A ``defaultdict(float)``, as in the original, so that
-        OFA's own scorer (which indexes it with ``[]``) can read the pickle too.
+        OFA's own scorer (which indexes it with ``[]``) can read the pickle too. With ``cleaning``
+        (``CaptionCleaner.settings()`` of the cleaning the references went through), the dict also
+        records it under ``"cleaning"``; OFA's scorer ignores that key.
     """
     document_frequency = defaultdict(float)
     count = 0
@@ -443,7 +448,10 @@ def build_document_frequency(references_per_image):
         for gram in grams:
             document_frequency[gram] += 1.0
         count += 1
-    return {"document_frequency": document_frequency, "ref_len": count}
+    built = {"document_frequency": document_frequency, "ref_len": count}
+    if cleaning is not None:
+        built["cleaning"] = dict(cleaning)
+    return built
 
 
 def _check_df_dict(obj, path):
@@ -518,6 +526,8 @@ def save_document_frequency(df_dict, path):
     if not isinstance(document_frequency, defaultdict):
         document_frequency = defaultdict(float, document_frequency)
     payload = {"document_frequency": document_frequency, "ref_len": df_dict["ref_len"]}
+    if df_dict.get("cleaning") is not None:
+        payload["cleaning"] = dict(df_dict["cleaning"])
     directory = os.path.dirname(os.path.abspath(path))
     handle = tempfile.NamedTemporaryFile(
         "wb", dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp", delete=False

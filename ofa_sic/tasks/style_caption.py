@@ -11,7 +11,7 @@ import math
 import os
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from fairseq import metrics
@@ -27,7 +27,9 @@ from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
-from ofa_sic.generation import OFASequenceGenerator
+from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
+from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON
+from ofa_sic.tasks.trained_settings import adopt_trained_settings, read_saved_task_config, training_start_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +46,23 @@ class StyleCaptionConfig(FairseqDataclass):
     num_bins: int = field(default=1000, metadata={"help": "number of <bin_i> symbols (kept for OFA's dictionary layout)"})
     patch_image_size: int = field(default=480, metadata={"help": "images are resized to this square size"})
     imagenet_default_mean_and_std: bool = field(default=False, metadata={"help": "normalise with ImageNet mean/std instead of 0.5/0.5"})
-    prompt_template: str = field(default=DEFAULT_PROMPT, metadata={"help": "prompt with one {} for the style"})
+    prompt_template: str = field(
+        default=DEFAULT_PROMPT,
+        metadata={"help": 'prompt with one {} for the style, or none for a style-free prompt (e.g. OFA\'s " what does the image describe?")'},
+    )
     style_format: str = field(default="token", metadata={"help": f"how the style enters the prompt: {' or '.join(STYLE_FORMATS)}"})
     keep_punctuation: bool = field(default=False, metadata={"help": "keep punctuation in captions (OFA strips it)"})
     keep_case: bool = field(default=False, metadata={"help": "keep upper case in captions (default: lowercase)"})
     constraint_range: Optional[str] = field(
         default=None,
-        metadata={"help": 'ids "start,end" that generation may produce besides specials; default: the text (BPE) ids; "none" for all'},
+        metadata={"help": 'ids "start,end" that generation (test, validation, SCST hypotheses) and the SCST '
+                          'teacher-forced log-probs may use besides specials; default: the text (BPE) ids; "none" for all'},
     )
     eval_cider: bool = field(default=False, metadata={"help": "score CIDEr-D on the validation set"})
     eval_cider_cached_tokens: Optional[str] = field(
         default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: built from the valid references"}
     )
-    eval_args: str = field(default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}', metadata={"help": "JSON generation options for validation"})
+    eval_args: str = field(default=OFA_CAPTION_GENERATION_JSON, metadata={"help": "JSON generation options for validation"})
     mlm_ratio: float = field(default=0.0, metadata={"help": "style-token masked-LM examples per training caption (0 = off; fractions allowed)"})
     mlm_prompt_template: str = field(default=DEFAULT_MLM_PROMPT, metadata={"help": "MLM prompt with {style} and {text} (the masked caption)"})
     mlm_image: str = field(default="same", metadata={"help": "image of MLM examples: same (the row's) or none (OFA's text-only form)"})
@@ -66,11 +72,16 @@ class StyleCaptionConfig(FairseqDataclass):
     mlm_replace_length: int = field(default=1, metadata={"help": "1: span -> one <mask>; 0: delete the span; -1: mask every token"})
     scst: bool = field(default=False, metadata={"help": "build the scst_generator for self-critical training (stage 2)"})
     scst_args: str = field(
-        default='{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}',
+        default=OFA_CAPTION_GENERATION_JSON,
         metadata={"help": "JSON generation options of the SCST hypotheses (beam search or sampling)"},
     )
     eval_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis and its references per validation batch"})
     seed: int = II("common.seed")
+    # Where a trained model comes from, to take its training settings (ofa_sic.tasks.trained_settings).
+    restore_file: Optional[str] = II("checkpoint.restore_file")
+    finetune_from_model: Optional[str] = II("checkpoint.finetune_from_model")
+    save_dir: str = II("checkpoint.save_dir")
+    checkpoint_path: Optional[str] = II("common_eval.path")
 
 
 @register_task("style_caption", dataclass=StyleCaptionConfig)
@@ -82,15 +93,27 @@ class StyleCaptionTask(FairseqTask):
         self.dictionary = dictionary
         self.styles = styles
         self.codec = TextCodec(cfg.bpe_dir, dictionary)
-        self.prompt = StylePrompt(cfg.prompt_template, cfg.style_format, styles, self.codec)
-        longest = max(len(self.prompt.token_ids(name)) for name in styles.names)
-        if longest > cfg.max_src_length:
-            raise ValueError(f"the prompt takes {longest} tokens, more than --max-src-length {cfg.max_src_length}")
-        self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
+        self.build_prompt_and_cleaner()
         self.text_range = (4, dictionary.index("<mask>"))
+        self.constraint_range = self.parse_constraint_range()
         self.sequence_generator = None
         self.scst_generator = None
         self.cider_scorer = None
+
+    def build_prompt_and_cleaner(self):
+        """The prompt and the caption cleaning of the current settings (again after adopting a checkpoint's)."""
+        cfg = self.cfg
+        self.prompt = StylePrompt(cfg.prompt_template, cfg.style_format, self.styles, self.codec)
+        longest = max(len(self.prompt.token_ids(name)) for name in self.styles.names)
+        if longest > cfg.max_src_length:
+            raise ValueError(f"the prompt takes {longest} tokens, more than --max-src-length {cfg.max_src_length}")
+        self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
+
+    def adopt_trained_settings(self, saved_task_cfg, checkpoint: str) -> None:
+        """Use the image and text settings `checkpoint` was trained with, where the command line left
+        them at their defaults (ofa_sic.tasks.trained_settings)."""
+        if adopt_trained_settings(self.cfg, StyleCaptionConfig, saved_task_cfg, checkpoint):
+            self.build_prompt_and_cleaner()
 
     @classmethod
     def setup_task(cls, cfg: StyleCaptionConfig, **kwargs):
@@ -106,7 +129,11 @@ class StyleCaptionTask(FairseqTask):
             raise ValueError(f"{len(styles)} styles need as many <code_i> symbols; raise --code-dict-size (now {cfg.code_dict_size})")
         dictionary = build_ofa_dictionary(cfg.bpe_dir, cfg.code_dict_size, cfg.num_bins)
         logger.info("dictionary: %d symbols; %d styles", len(dictionary), len(styles))
-        return cls(cfg, dictionary, styles)
+        task = cls(cfg, dictionary, styles)
+        start = training_start_checkpoint(cfg)
+        if start is not None:  # e.g. SCST from a stage-1 checkpoint: train with its settings
+            task.adopt_trained_settings(read_saved_task_config(start), start)
+        return task
 
     @property
     def source_dictionary(self):
@@ -125,7 +152,10 @@ class StyleCaptionTask(FairseqTask):
             raise FileNotFoundError(f"{path} not found; `ofa-sic prepare-pcap` writes train.tsv, valid.tsv and test.tsv")
         return path
 
-    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, task_cfg=None, **kwargs):
+        """fairseq-generate hands over the checkpoint's task config as `task_cfg`: its settings apply."""
+        if task_cfg is not None:
+            self.adopt_trained_settings(task_cfg, self.cfg.checkpoint_path or "the checkpoint")
         is_train = split == "train"
         dataset = StyleCaptionDataset(
             self.split_path(split),
@@ -185,13 +215,19 @@ class StyleCaptionTask(FairseqTask):
             self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
         return model
 
-    def generation_constraint(self) -> Optional[str]:
-        """"start,end" for the generator: --constraint-range, else the text ids; None for "none"."""
-        if self.cfg.constraint_range is None:
-            return "{},{}".format(*self.text_range)
-        if self.cfg.constraint_range.lower() == "none":
+    def parse_constraint_range(self) -> Optional[Tuple[int, int]]:
+        """(start, end) of the ids besides specials that the model may produce: --constraint-range,
+        else the text ids; None for "none" (the whole vocabulary)."""
+        value = self.cfg.constraint_range
+        if value is None:
+            return self.text_range
+        if value.strip().lower() == "none":
             return None
-        return self.cfg.constraint_range
+        return parse_constraint_range(value)
+
+    def generation_constraint(self) -> Optional[str]:
+        """The constraint range as the generator's "start,end" string (None: no constraint)."""
+        return None if self.constraint_range is None else "{},{}".format(*self.constraint_range)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         extra = dict(extra_gen_cls_kwargs or {})
@@ -224,12 +260,14 @@ class StyleCaptionTask(FairseqTask):
         from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
 
         if self.cfg.eval_cider_cached_tokens:
-            return CiderD(df=self.cfg.eval_cider_cached_tokens)
+            scorer = CiderD(df=self.cfg.eval_cider_cached_tokens)
+            self.cleaner.check_recorded(scorer.cleaning, f"--eval-cider-cached-tokens {self.cfg.eval_cider_cached_tokens}")
+            return scorer
         if "valid" not in self.datasets:
             self.load_dataset("valid")
         dataset = self.datasets["valid"]
         references = [dataset.references(i) for i in range(len(dataset))]
-        return CiderD(df=build_document_frequency(references))
+        return CiderD(df=build_document_frequency(references, self.cleaner.settings()))
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
