@@ -16,8 +16,21 @@ Each image is encoded once for its K hypotheses (the decoder rows of an image sh
 OFA-main repeats the whole input K times). When the encoder computes the same in train and eval
 mode (no dropout or drop path, frozen BatchNorm: stage 2's settings) generation also decodes from
 that training-pass encoding instead of encoding again; otherwise it encodes in eval mode (logged
-once). Logged: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean
-|advantage|), and the shares of time spent in generation, reward and forward/backward.
+once).
+
+The hypotheses are what `--scst-args` asks the generator for (fairseq's search options):
+- beams, as OFA: `{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}`;
+- K independent samples ("new self-critical", Luo 2020): `{"sampling": true, "beam": 5,
+  "temperature": 1.0, "sampling_topk": -1, "sampling_topp": -1.0, "max_len_b": 16}` (`beam` = K);
+each with any baseline (`loo` needs K >= 2).
+
+Logged per update: `score` (mean CIDEr-D of the hypotheses), `advantage` (mean |advantage|),
+`greedy_score` (mean CIDEr-D of the images' greedy captions: every update with the greedy baseline,
+which computes it anyway; every `--scst-greedy-every` updates otherwise, and then on every validation
+batch too, where fairseq passes no update number), `identical` (share of images
+whose K hypotheses are all the same: their loo/mean advantages are all zero), `hyp_length` (mean
+hypothesis length in tokens, without </s>), and the shares of time spent in generation, reward and
+forward/backward.
 """
 import json
 import logging
@@ -50,6 +63,11 @@ class ScstRewardCriterionConfig(FairseqDataclass):
         default=None, metadata={"help": "CIDEr-D document-frequency pickle of the training references (ofa-sic cider-df)"}
     )
     scst_baseline: BASELINES = field(default="loo", metadata={"help": "reward baseline: loo (leave-one-out), greedy or mean"})
+    scst_greedy_every: int = field(
+        default=0,
+        metadata={"help": "with the loo or mean baseline, also decode greedily and log greedy_score every N updates "
+                          "(0: never; the greedy baseline logs it every update)"},
+    )
     ignore_prefix_size: int = field(default=0, metadata={"help": "ignore the first N tokens of every hypothesis"})
     sentence_avg: bool = II("optimization.sentence_avg")
 
@@ -82,9 +100,23 @@ def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_score
     return base.reshape(-1)
 
 
+def hypothesis_diagnostics(hypotheses: List[List[torch.Tensor]], greedy_scores: Optional[np.ndarray]) -> dict:
+    """Sums for the log: images, images whose K hypotheses are all identical, hypothesis tokens without
+    </s>, and (when the greedy captions were scored) the greedy captions' CIDEr-D and their count."""
+    identical = sum(all(torch.equal(h, hyps[0]) for h in hyps[1:]) for hyps in hypotheses)
+    sums = {
+        "num_images": len(hypotheses),
+        "identical_images": int(identical),
+        "hyp_tokens": int(sum(h.numel() - 1 for hyps in hypotheses for h in hyps)),
+    }
+    if greedy_scores is not None:
+        sums.update(greedy_score=float(greedy_scores.sum()), greedy_images=len(greedy_scores))
+    return sums
+
+
 @register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
 class ScstRewardCriterion(FairseqCriterion):
-    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", ignore_prefix_size=0,
+    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, ignore_prefix_size=0,
                  sentence_avg=False):
         super().__init__(task)
         if not getattr(task.cfg, "scst", False):
@@ -100,6 +132,9 @@ class ScstRewardCriterion(FairseqCriterion):
         beam = json.loads(task.cfg.scst_args).get("beam", 5)
         if self.baseline == "loo" and beam < 2:
             raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
+        if scst_greedy_every < 0:
+            raise ValueError(f"--scst-greedy-every must be 0 (never) or a number of updates, got {scst_greedy_every}")
+        self.greedy_every = scst_greedy_every
         self.ignore_prefix_size = ignore_prefix_size
         self.sentence_avg = sentence_avg
         self._greedy_generator = None
@@ -196,7 +231,7 @@ class ScstRewardCriterion(FairseqCriterion):
         references = self.references(sample)
         scores = self.cider_scores(hypotheses, references)
         greedy = None
-        if self.baseline == "greedy":
+        if self.baseline == "greedy" or (self.greedy_every > 0 and update_num % self.greedy_every == 0):
             greedy_hyps = self.generate(model, sample, self.greedy_generator(model), encoder_out)
             greedy = self.cider_scores([h[:1] for h in greedy_hyps], references)
         advantages = scores - baseline_scores(scores, len(hypotheses), self.baseline, greedy)
@@ -218,6 +253,7 @@ class ScstRewardCriterion(FairseqCriterion):
             "ntokens": ntokens,
             "nsentences": nsentences,
             "sample_size": sample_size,
+            **hypothesis_diagnostics(hypotheses, greedy),
             "time_generate": generated - start,
             "time_reward": rewarded - generated,
             "time_forward": forwarded - rewarded,
@@ -234,6 +270,13 @@ class ScstRewardCriterion(FairseqCriterion):
         metrics.log_scalar("loss", total("loss") / sample_size, sample_size, round=3)
         metrics.log_scalar("score", total("score") / nsentences, nsentences, round=3)
         metrics.log_scalar("advantage", total("advantage") / nsentences, nsentences, round=3)
+        images = total("num_images")
+        if images > 0:
+            metrics.log_scalar("identical", total("identical_images") / images, images, round=3)
+            metrics.log_scalar("hyp_length", total("hyp_tokens") / nsentences, nsentences, round=3)
+        greedy_images = total("greedy_images")
+        if greedy_images > 0:
+            metrics.log_scalar("greedy_score", total("greedy_score") / greedy_images, greedy_images, round=3)
         metrics.log_scalar("ntokens", total("ntokens"), 1, round=3)
         metrics.log_scalar("nsentences", total("nsentences"), 1, round=3)
         metrics.log_scalar("sample_size", total("sample_size"), 1, round=3)

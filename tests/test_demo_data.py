@@ -51,7 +51,7 @@ def parse_caption(style, text):
 
 
 def test_layout_and_record_fields_match_pcap(demo_dir):
-    assert sorted(os.listdir(demo_dir)) == ["bpe", "personality_captions", "yfcc_images"]
+    assert sorted(os.listdir(demo_dir)) == ["attributes.json", "bpe", "personality_captions", "yfcc_images"]
     assert sorted(os.listdir(demo_dir / "personality_captions")) == ["personalities.txt", "test.json", "train.json", "val.json"]
     text = (demo_dir / "personality_captions" / "personalities.txt").read_text(encoding="utf-8")
     assert "Trait" in text.splitlines()[0]
@@ -172,3 +172,48 @@ def test_cli_demo_data(tmp_path, capsys):
     code = main(["demo-data", "--out", str(tmp_path / "e"), "--n-train", "0"])
     assert code == 2
     assert "n_train must be a positive integer" in capsys.readouterr().err
+
+
+def test_attributes_record_what_each_image_shows(demo_dir):
+    attributes = json.loads((demo_dir / demo.ATTRIBUTES_FILE).read_text(encoding="utf-8"))
+    records = [r for split in ("train", "val", "test") for r in load(demo_dir, split)]
+    assert set(attributes) == {r["image_hash"] for r in records}
+    for record in records:
+        scene = attributes[record["image_hash"]]
+        assert sorted(scene) == ["background", "color", "count", "shape"]
+        assert demo.caption(scene, record["personality"], parse_caption(record["personality"], record["comment"])[0]) == record["comment"]
+
+
+def test_several_references_per_train_image(tmp_path):
+    out = tmp_path / "refs"
+    summary = demo.make_demo_data(str(out), seed=5, quiet=True, n_train=20, n_valid=4, n_test=4, train_references=3)
+    assert summary["records"] == {"train": 60, "val": 4, "test": 4}
+    assert summary["images"] == {"train": 20, "val": 4, "test": 4}
+    train = load(out, "train")
+    by_image = {}
+    for record in train:
+        by_image.setdefault(record["image_hash"], []).append(record)
+    assert len(by_image) == 20 and {len(rs) for rs in by_image.values()} == {3}
+    for records in by_image.values():
+        style = records[0]["personality"]
+        assert {r["personality"] for r in records} == {style}
+        parsed = [parse_caption(style, r["comment"]) for r in records]
+        assert len({number for number, _, _ in parsed}) == 3  # three different templates
+        assert len({(obj, bg) for _, obj, bg in parsed}) == 1  # of the same picture
+    assert len(os.listdir(out / "yfcc_images")) == 28
+    # prepare-pcap: one row per record; the CIDEr-D document frequencies count each image once
+    report = prepare_pcap(str(out / "personality_captions"), str(out / "yfcc_images"), str(tmp_path / "data"),
+                          image_size=64, quiet=True)
+    assert report["splits"]["train"]["written"] == 60
+    from ofa_sic.metrics.cider_d import load_document_frequency
+    assert load_document_frequency(str(tmp_path / "data" / "train-words.p"))["ref_len"] == 20
+    with pytest.raises(ValueError, match="train_references can be at most 6"):
+        demo.make_demo_data(str(tmp_path / "bad"), quiet=True, n_train=2, n_valid=1, n_test=1, train_references=7)
+
+
+def test_cli_demo_data_train_references(tmp_path, capsys):
+    code = main(["demo-data", "--out", str(tmp_path / "d"), "--n-train", "4", "--n-valid", "2", "--n-test", "2",
+                 "--train-references", "2"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "train 8, val 2, test 2 records (train 4, val 2, test 2 images)" in out and "attributes.json" in out

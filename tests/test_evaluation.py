@@ -30,7 +30,7 @@ def evaluation(demo_data, tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate")
     code, stdout, stderr = ofa_sic("evaluate", "--path", tiny_checkpoint, "--data", demo_data["data"],
                                    "--bpe-dir", demo_data["bpe"], "--split", "test", "--out", out,
-                                   "--batch-size", "5", "--cpu")
+                                   "--batch-size", "5", "--cpu", "--attributes", demo_data["raw"] / "attributes.json")
     assert code == 0, stderr
     return {"out": out, "stdout": stdout, "stderr": stderr}
 
@@ -66,6 +66,20 @@ def pycocoevalcap_scores(references, hypotheses):
 
 
 # ---- ofa-sic evaluate ------------------------------------------------------------------------
+
+def test_evaluate_scores_content_against_the_demo_attributes(demo_data, evaluation):
+    from ofa_sic.evaluation.content_accuracy import content_accuracy
+
+    content = json.loads((evaluation["out"] / "content.json").read_text())
+    predictions = json.loads((evaluation["out"] / "predictions.json").read_text())
+    attributes = json.loads((demo_data["raw"] / "attributes.json").read_text())
+    expected = content_accuracy({str(i): p["caption"] for i, p in enumerate(predictions)},
+                                {str(i): attributes[p["image_id"]] for i, p in enumerate(predictions)})
+    assert content["accuracy"] == expected["accuracy"] and content["chance"] == expected["chance"]
+    assert content["num_captions"] == len(predictions) == 12
+    assert content["distinct_captions"] == len({p["caption"] for p in predictions})
+    assert "content stated correctly: color" in evaluation["stdout"]
+
 
 def test_evaluate_metrics_match_pycocoevalcap_overall_and_per_style(demo_data, evaluation):
     from pycocoevalcap.meteor.meteor import Meteor

@@ -1,4 +1,5 @@
-"""SCST: OFA's reward text, leave-one-out/greedy/mean baselines, the loss, and a run through fairseq-train."""
+"""SCST: OFA's reward text, leave-one-out/greedy/mean baselines, the loss, and each variant (beams, samples,
+greedy baseline) through fairseq-train with its per-update diagnostics."""
 import re
 
 import numpy as np
@@ -90,18 +91,63 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
     assert log["score"] == pytest.approx(scores.sum())
 
 
-def test_scst_runs_through_fairseq_train(demo_data, tmp_path):
+SCST_VARIANTS = {
+    # OFA's beams with the leave-one-out baseline; the greedy caption's reward logged every 2nd update
+    "beams_loo": ('{"beam": 3, "max_len_b": 8, "no_repeat_ngram_size": 3}', "loo", ["--scst-greedy-every", "2"]),
+    # K independent samples (Luo 2020), temperature and top-k/top-p, leave-one-out baseline
+    "samples_loo": ('{"sampling": true, "beam": 4, "temperature": 0.7, "sampling_topk": 20, "sampling_topp": 0.9, '
+                    '"max_len_b": 8}', "loo", []),
+    # the greedy baseline (Rennie et al.): its reward is logged every update
+    "samples_greedy": ('{"sampling": true, "beam": 2, "max_len_b": 8}', "greedy", []),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SCST_VARIANTS))
+def test_scst_variant_runs_through_fairseq_train_with_its_diagnostics(demo_data, tmp_path, variant):
+    scst_args, baseline, extra = SCST_VARIANTS[variant]
     args = train_args(demo_data, tmp_path / "ckpt", "--max-update", "3", "--no-save", "--freeze-resnet",
-                      "--scst", "--scst-args", '{"beam": 3, "max_len_b": 8, "no_repeat_ngram_size": 3}',
+                      "--scst", "--scst-args", scst_args, "--scst-baseline", baseline, *extra,
                       "--scst-cider-cached-tokens", demo_data["data"] / "train-words.p", "--batch-size", "4",
-                      "--disable-validation")
+                      "--disable-validation", "--log-interval", "1")
     args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
     del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
     args.remove("--report-accuracy")
     log = run_command(args).stdout
-    line = [l for l in log.splitlines() if "num_updates 3" in l or "num_updates=3" in l][-1]
-    for key in ("score", "advantage", "share_generate", "share_reward", "share_forward"):
-        assert re.search(rf"{key}[ =][0-9.]+", line), line
+    per_update = {}
+    for line in log.splitlines():
+        match = re.search(r"num_updates[ =](\d+)", line)
+        if match and "train_inner" in line:
+            per_update[int(match.group(1))] = line
+    assert sorted(per_update) == [1, 2, 3], log[-3000:]
+
+    def value(line, key):
+        match = re.search(rf"\b{key}[ =](-?[0-9.]+)", line)
+        return float(match.group(1)) if match else None
+
+    for update, line in per_update.items():
+        for key in ("score", "advantage", "identical", "hyp_length", "share_generate", "share_reward", "share_forward"):
+            assert value(line, key) is not None, (key, line)
+        assert 0 <= value(line, "identical") <= 1 and 0 < value(line, "hyp_length") <= 8
+    # fairseq's update_num counts from 0: update 1 runs with update_num 0, update 3 with 2
+    greedy_logged = {update for update, line in per_update.items() if value(line, "greedy_score") is not None}
+    assert greedy_logged == ({1, 3} if variant == "beams_loo" else {1, 2, 3} if baseline == "greedy" else set())
+
+
+def test_greedy_every_must_not_be_negative(demo_data):
+    with pytest.raises(ValueError, match="--scst-greedy-every must be 0"):
+        build_task_and_criterion(demo_data, "--scst-greedy-every", "-1")
+
+
+def test_diagnostics_count_identical_hypotheses_and_length():
+    from criterions.scst_loss import hypothesis_diagnostics
+
+    eos = 2
+    same = [torch.tensor([5, 6, eos]), torch.tensor([5, 6, eos])]
+    different = [torch.tensor([5, eos]), torch.tensor([7, 8, 9, eos])]
+    sums = hypothesis_diagnostics([same, different], np.array([0.5, 1.5]))
+    assert sums == {"num_images": 2, "identical_images": 1, "hyp_tokens": 2 + 2 + 1 + 3,
+                    "greedy_score": 2.0, "greedy_images": 2}
+    assert "greedy_score" not in hypothesis_diagnostics([same], None)
 
 
 def test_missing_df_pickle_names_flag_and_command(demo_data, tmp_path):

@@ -7,7 +7,10 @@ and that the split's rows have no problem (`ofa_sic.data.check`). Writes into --
 - metrics.json: overall and per-style BLEU-1..4, METEOR, ROUGE-L, CIDEr (x100; SPICE when its jars are
   installed) with sample counts and the settings used (checkpoint, data, split, generation options);
 - gallery.html: every image with its style, caption and references; styles and images sorted by CIDEr,
-  best and worst of each style marked; a per-style chart of CIDEr beside style accuracy.
+  best and worst of each style marked; a per-style chart of CIDEr beside style accuracy;
+- content.json (with --attributes, on the demo data): per attribute, the share of captions that state
+  the image's colour, shape, count and background correctly, the chance level, and the number of
+  distinct captions (see ofa_sic.evaluation.content_accuracy).
 Prints the per-style table, best CIDEr first. Per-style scores use each style's references as the corpus.
 
 Beside the caption metrics, overall and per style (ofa_sic.evaluation.style_figures): diversity
@@ -42,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classifier from `ofa-sic style-classifier`: report top-1/top-5 style accuracy")
     parser.add_argument("--styles-per-image", type=int, default=0, metavar="N",
                         help="also caption every image in N styles (its own and N-1 others) and report style sensitivity")
+
+    parser.add_argument("--attributes", metavar="FILE",
+                        help="attributes.json of `ofa-sic demo-data`: also score how often the captions state each image's "
+                             "colour, shape, count and background (written to content.json)")
 
 
 def check_output_folder(folder: str, names, overwrite: bool) -> None:
@@ -116,6 +123,22 @@ def gallery_entries(dataset, captions, cider_per_image) -> list:
     return entries
 
 
+def write_content_accuracy(attributes_path: str, rows, captions, out_dir: str) -> str:
+    """Score the captions' content against the demo's attributes.json; write content.json; return its summary line."""
+    import json
+
+    from ofa_sic.evaluation.content_accuracy import content_accuracy, format_content_accuracy
+    from ofa_sic.evaluation.report import write_json_atomic
+
+    with open(attributes_path, encoding="utf-8") as f:
+        attributes = json.load(f)
+    # the same image may be captioned in several rows (styles); each row counts
+    report = content_accuracy({str(i): c for i, c in enumerate(captions)},
+                              {str(i): attributes[row["image_id"]] for i, row in enumerate(rows) if row["image_id"] in attributes})
+    write_json_atomic(os.path.join(out_dir, "content.json"), {"attributes": os.path.abspath(attributes_path), **report})
+    return format_content_accuracy(report)
+
+
 def run(args: argparse.Namespace) -> int:
     from ofa_sic.cli.generation_options import options_from_args
     from ofa_sic.evaluation.gallery import render_gallery
@@ -132,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--gallery-per-style must be 0 (all) or more")
     if args.styles_per_image == 1 or args.styles_per_image < 0:
         raise ValueError(f"--styles-per-image must be 0 (off) or at least 2, got {args.styles_per_image}")
-    check_output_folder(args.out, OUTPUT_FILES, args.overwrite)  # before any work; created only at the end
+    if args.attributes and not os.path.isfile(args.attributes):
+        raise FileNotFoundError(f"--attributes {args.attributes} not found: `ofa-sic demo-data` writes attributes.json")
+    outputs = OUTPUT_FILES + (("content.json",) if args.attributes else ())
+    check_output_folder(args.out, outputs, args.overwrite)  # before any work; created only at the end
     captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
                           precision=args.precision)
     task = captioner.task
@@ -200,7 +226,9 @@ def run(args: argparse.Namespace) -> int:
         print(sensitivity_line(sensitivity))
     if spice_note and spice_note != SPICE_NOT_REQUESTED:
         print(spice_note)
-    for name in OUTPUT_FILES:
+    if args.attributes:
+        print(write_content_accuracy(args.attributes, rows, captions, args.out))
+    for name in outputs:
         print(f"wrote {os.path.join(args.out, name)}")
     if len(gallery) > LARGE_GALLERY_BYTES:
         print(f"gallery.html is {len(gallery) / 1e6:.0f} MB; --gallery-per-style N shows only each style's N best and worst")

@@ -11,7 +11,8 @@ import sys
 from typing import List, Optional
 
 from ofa_sic.cli import (
-    caption, check_data, cider_df, convert, demo_data, evaluate, plot, prepare_pcap, score_generate, style_classifier,
+    caption, check_data, cider_df, compare, convert, demo_data, evaluate, plot, prepare_pcap, score_generate,
+    style_classifier,
 )
 
 SUBCOMMANDS = {
@@ -25,6 +26,7 @@ SUBCOMMANDS = {
     "convert": convert,
     "style-classifier": style_classifier,
     "plot": plot,
+    "compare": compare,
 }
 
 

@@ -4,12 +4,16 @@
     personality_captions/train.json, val.json, test.json, personalities.txt
     yfcc_images/{image_hash}.jpg
     bpe/encoder.json, bpe/vocab.bpe, bpe/dict.txt
+    attributes.json: what each image shows, {image_hash: {"shape", "color", "count", "background"}}
+      (e.g. {"shape": "circle", "color": "red", "count": 2, "background": "gray"}), which
+      `ofa-sic evaluate --attributes` uses to score how often captions state the content correctly
 
 Each image shows one, two or three shapes (circle, square or triangle) of one colour on a plain background,
 and every caption says what is drawn ("two red circles on gray"). Five styles word and punctuate that
 description differently (see TEMPLATES), so a small model can learn both the picture and the style.
-As in PCap, every record has its own image; train and val records have one comment, test records have a
-comment and four additional_comments, all five in the record's style; val and test records carry ranking
+As in PCap, train and val records have one comment, test records have a comment and four
+additional_comments, all five in the record's style; every val and test record has its own image, and a
+train image has one record by default or several (`train_references`), each with another template; val and test records carry ranking
 candidates. Image hashes are hex strings of 30 to 32 characters, like PCap's. The data has no defects.
 The same seed gives the same files.
 
@@ -99,6 +103,8 @@ COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 VAL_CANDIDATES = 100
 TEST_500_CANDIDATES = 500
 BPE_VOCAB_SIZE = 800
+#: What each image shows, {image_hash: {"shape", "color", "count", "background"}}, for content accuracy.
+ATTRIBUTES_FILE = "attributes.json"
 PROMPTS = (" what does the image describe?", " what does the image describe? reply in personality")
 
 
@@ -160,21 +166,30 @@ def _image_hash(rng: random.Random, number: int, taken: set) -> str:
             return image_hash
 
 
-def _make_split(split: str, n: int, rng: random.Random, taken: set) -> List[Dict[str, Any]]:
-    """Return the records of one split (with their scenes, removed before writing)."""
+def _make_split(split: str, n: int, rng: random.Random, taken: set, references: int = 1) -> List[Dict[str, Any]]:
+    """Return the records of one split (with their scenes, removed before writing).
+
+    A train image gets `references` records, each with another template of the image's style (PCap's
+    layout has one comment per train record, so several captions of an image are several records).
+    """
     styles = [STYLES[i % len(STYLES)] for i in range(n)]
     rng.shuffle(styles)
     records = []
     for number, style in enumerate(styles):
         scene = _random_scene(rng)
-        record: Dict[str, Any] = {"personality": style, "image_hash": _image_hash(rng, number, taken), "_scene": scene}
+        image_hash = _image_hash(rng, number, taken)
         if split == "test":
             templates = rng.sample(range(len(TEMPLATES[style])), 5)
-            record["comment"] = caption(scene, style, templates[0])
-            record["additional_comments"] = [caption(scene, style, t) for t in templates[1:]]
+            records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
+                            "comment": caption(scene, style, templates[0]),
+                            "additional_comments": [caption(scene, style, t) for t in templates[1:]]})
         else:
-            record["comment"] = caption(scene, style, rng.randrange(len(TEMPLATES[style])))
-        records.append(record)
+            # one reference draws as earlier versions did, so that the default data set stays the same
+            templates = [rng.randrange(len(TEMPLATES[style]))] if references == 1 else \
+                rng.sample(range(len(TEMPLATES[style])), references)
+            for template in templates:
+                records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
+                                "comment": caption(scene, style, template)})
     return records
 
 
@@ -259,22 +274,28 @@ def make_demo_data(
     n_valid: int = 100,
     n_test: int = 100,
     image_px: int = 96,
+    train_references: int = 1,
     quiet: bool = False,
 ) -> Dict[str, Any]:
     """Write the demo data set to `out_dir` (see the module docstring); return a summary dict.
 
-    `n_train`, `n_valid`, `n_test` are record counts (one image each); `image_px` is the side of the
-    square images. All files appear together at the end (written under temporary names first).
+    `n_train`, `n_valid`, `n_test` are image counts; `train_references` is the number of captions
+    (records) per train image, 1 to 6 (the templates of a style); `image_px` is the side of the square
+    images. All files appear together at the end (written under temporary names first).
     """
-    for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test), ("image_px", image_px)):
+    for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test), ("image_px", image_px),
+                        ("train_references", train_references)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if image_px < 24:
         raise ValueError(f"image_px must be at least 24 so that the shapes stay recognisable, got {image_px}")
+    templates = min(len(t) for t in TEMPLATES.values())
+    if train_references > templates:
+        raise ValueError(f"train_references can be at most {templates} (the templates of a style), got {train_references}")
     rng = random.Random(seed)
     taken: set = set()
     splits = {
-        "train": _make_split("train", n_train, rng, taken),
+        "train": _make_split("train", n_train, rng, taken, train_references),
         "val": _make_split("val", n_valid, rng, taken),
         "test": _make_split("test", n_test, rng, taken),
     }
@@ -288,12 +309,14 @@ def make_demo_data(
     for folder in (pcap_dir, image_dir, bpe_dir):
         os.makedirs(folder, exist_ok=True)
 
-    all_records = [record for records in splits.values() for record in records]
+    scenes = {record["image_hash"]: record["_scene"] for records in splits.values() for record in records}
     with StagedOutputs() as staged:
-        for record in tqdm(all_records, desc="demo images", unit="img", disable=quiet):
-            image = draw_scene(record["_scene"], rng, image_px)
-            with staged.open(os.path.join(image_dir, record["image_hash"] + ".jpg"), binary=True) as f:
+        for image_hash, scene in tqdm(scenes.items(), desc="demo images", unit="img", disable=quiet):
+            image = draw_scene(scene, rng, image_px)
+            with staged.open(os.path.join(image_dir, image_hash + ".jpg"), binary=True) as f:
                 image.save(f, format="JPEG", quality=90)
+        with staged.open(os.path.join(out_dir, ATTRIBUTES_FILE)) as f:
+            json.dump(scenes, f, indent=0)
         texts = []
         for split, records in splits.items():
             for record in records:
@@ -311,6 +334,8 @@ def make_demo_data(
         "image_dir": image_dir,
         "bpe_dir": bpe_dir,
         "records": {split: len(records) for split, records in splits.items()},
+        "images": {split: len({r["image_hash"] for r in records}) for split, records in splits.items()},
+        "attributes": os.path.join(out_dir, ATTRIBUTES_FILE),
         "styles": list(STYLES),
         "bpe_vocab_size": bpe_size,
         "seed": seed,

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Does stage 2 help? Every arm starts from the same stage-1 (CE) checkpoint of ofa_demo, trained on the demo
+# data until its validation CIDEr-D stops improving, and runs the same number of updates:
+#   control        continued CE (label-smoothed cross-entropy, lr $CONTROL_LR)
+#   beams_loo      SCST, OFA's 5 beams, leave-one-out baseline
+#   samples_loo    SCST, 5 independent samples (temperature 1), leave-one-out baseline
+#   samples_greedy SCST, 5 independent samples, the greedy caption as baseline
+# each with every seed of $SEEDS. Each arm's best-on-valid checkpoint is evaluated on the test split
+# (`ofa-sic evaluate --attributes`, content accuracy too) and compared with the control of the same seed
+# (`ofa-sic compare`, paired bootstrap over the test images). Writes $OUT/table.md (test CIDEr mean ± sd
+# over seeds, each seed's paired 95% CI against the control, content accuracy) and $OUT/curves.svg
+# (train reward and valid CIDEr-D against updates).
+#   bash benchmarks/scst_study.sh     # the full study: about 1.5-2 h on 2 otherwise idle cores (estimate)
+#   CE_MAX_UPDATES=12 CE_VALIDATE=6 CE_PATIENCE=2 ARM_UPDATES=4 ARM_VALIDATE=2 SEEDS=1 N_TRAIN=40 N_VALID=6 \
+#     N_TEST=10 SCST_BATCH_SIZE=4 OUT=study_smoke bash benchmarks/scst_study.sh   # smoke test (minutes)
+# A finished step is not redone: delete its folder under $OUT to rerun it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PATH="$ROOT/.venv/bin:$PATH"
+
+OUT=${OUT:-study_out}
+N_TRAIN=${N_TRAIN:-2000}
+N_VALID=${N_VALID:-100}
+N_TEST=${N_TEST:-500}
+TRAIN_REFERENCES=${TRAIN_REFERENCES:-1}
+CE_LR=${CE_LR:-1e-3}
+CE_MAX_UPDATES=${CE_MAX_UPDATES:-3000}   # upper bound; training stops at the validation plateau
+CE_VALIDATE=${CE_VALIDATE:-126}          # validate (valid CIDEr-D) every N updates
+CE_PATIENCE=${CE_PATIENCE:-4}            # stop after N validations without a new best
+ARM_UPDATES=${ARM_UPDATES:-150}
+ARM_VALIDATE=${ARM_VALIDATE:-25}
+CONTROL_LR=${CONTROL_LR:-1e-4}
+SCST_LR=${SCST_LR:-1e-4}
+SCST_BATCH_SIZE=${SCST_BATCH_SIZE:-16}
+SEEDS=${SEEDS:-1 2 3}
+ARMS=${ARMS:-control beams_loo samples_loo samples_greedy}
+WORKERS=${WORKERS:-1}
+EVAL='{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'
+BEAMS='{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'
+SAMPLES='{"sampling":true,"beam":5,"temperature":1.0,"max_len_b":16}'
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+DATA="$OUT/data"
+BPE="$OUT/raw/bpe"
+start=$(date +%s)
+
+if [ ! -f "$DATA/test.tsv" ]; then
+  echo "== demo data: $N_TRAIN train images ($TRAIN_REFERENCES references each), $N_VALID valid, $N_TEST test =="
+  ofa-sic demo-data --out "$OUT/raw" --n-train "$N_TRAIN" --n-valid "$N_VALID" --n-test "$N_TEST" \
+    --train-references "$TRAIN_REFERENCES"
+  ofa-sic prepare-pcap --pcap-dir "$OUT/raw/personality_captions" --image-dir "$OUT/raw/yfcc_images" --out "$DATA" \
+    --image-size 96 --workers "$WORKERS" > "$OUT/prepare.log"
+fi
+
+ce_train() {  # ce_train SAVE_DIR LR MAX_UPDATE VALIDATE EXTRA...: cross-entropy training of ofa_demo
+  local save=$1 lr=$2 updates=$3 validate=$4; shift 4
+  mkdir -p "$save"
+  DATA="$DATA" BPE_DIR="$BPE" SAVE_DIR="$save" ARCH=ofa_demo PATCH_IMAGE_SIZE=96 MAX_EPOCH=0 BATCH_SIZE=32 \
+    UPDATE_FREQ=1 LR="$lr" LABEL_SMOOTHING=0.1 DROP_WORST_RATIO=0 DROPOUT=0.0 DROP_PATH_RATE=0.0 WEIGHT_DECAY=0.01 \
+    FREEZE_EMBEDDINGS=0 NUM_WORKERS="$WORKERS" SAVE_INTERVAL_UPDATES="$validate" KEEP_INTERVAL_UPDATES=1 \
+    DEVICE_ARGS=--cpu EVAL_ARGS="$EVAL" bash "$ROOT/run_scripts/train_caption.sh" --max-update "$updates" \
+    --no-epoch-checkpoints --validate-interval 1000000 "$@" > "$save/train.log" 2>&1 \
+    || { tail -n 30 "$save/train.log" >&2; exit 1; }
+}
+
+evaluate() {  # evaluate RUN_DIR: test-split report of RUN_DIR/checkpoint_best.pt in RUN_DIR/test
+  ofa-sic evaluate --path "$1/checkpoint_best.pt" --data "$DATA" --bpe-dir "$BPE" --split test --out "$1/test" \
+    --batch-size 32 --cpu --no-meteor --no-spice --attributes "$OUT/raw/attributes.json" > "$1/evaluate.log" 2>&1 \
+    || { tail -n 30 "$1/evaluate.log" >&2; exit 1; }
+}
+
+CE="$OUT/ce"
+if [ ! -f "$CE/test/metrics.json" ]; then
+  echo "== stage 1: CE until the valid CIDEr-D plateau (validation every $CE_VALIDATE updates, patience $CE_PATIENCE) =="
+  RESTORE_FILE= ce_train "$CE" "$CE_LR" "$CE_MAX_UPDATES" "$CE_VALIDATE" --patience "$CE_PATIENCE" --seed 1
+  evaluate "$CE"
+fi
+
+for seed in $SEEDS; do
+  for arm in $ARMS; do
+    run="$OUT/$arm/seed$seed"
+    [ -f "$run/test/metrics.json" ] && continue
+    echo "== $arm, seed $seed: $ARM_UPDATES updates from the CE checkpoint =="
+    mkdir -p "$run"
+    case $arm in
+      control)
+        RESTORE_FILE="$CE/checkpoint_best.pt" ce_train "$run" "$CONTROL_LR" "$ARM_UPDATES" "$ARM_VALIDATE" \
+          --reset-lr-scheduler --seed "$seed" ;;
+      beams_loo|samples_loo|samples_greedy)
+        case $arm in
+          beams_loo) args="$BEAMS"; baseline=loo; extra=(--scst-greedy-every 10) ;;
+          samples_loo) args="$SAMPLES"; baseline=loo; extra=(--scst-greedy-every 10) ;;
+          samples_greedy) args="$SAMPLES"; baseline=greedy; extra=() ;;
+        esac
+        DEMO_DIR="$OUT" DATA="$DATA" BPE_DIR="$BPE" RESTORE_FILE="$CE/checkpoint_best.pt" SAVE_DIR="$run" \
+          MAX_EPOCH=0 MAX_UPDATE="$ARM_UPDATES" LR="$SCST_LR" BATCH_SIZE="$SCST_BATCH_SIZE" UPDATE_FREQ=1 \
+          NUM_WORKERS="$WORKERS" SCST_ARGS="$args" EVAL_ARGS="$EVAL" BASELINE="$baseline" \
+          bash "$ROOT/run_scripts/scst.sh" --seed "$seed" --save-interval-updates "$ARM_VALIDATE" \
+          --validate-interval-updates "$ARM_VALIDATE" --keep-interval-updates 1 --validate-interval 1000000 \
+          --log-interval 1 "${extra[@]}" > "$run/train.log" 2>&1 || { tail -n 30 "$run/train.log" >&2; exit 1; } ;;
+      *) echo "unknown arm $arm (known: control beams_loo samples_loo samples_greedy)" >&2; exit 2 ;;
+    esac
+    evaluate "$run"
+  done
+  for arm in $ARMS; do
+    [ "$arm" = control ] && continue
+    [ -f "$OUT/$arm/seed$seed/compare.json" ] || ofa-sic compare "$OUT/control/seed$seed/test" "$OUT/$arm/seed$seed/test" \
+      --no-meteor --out "$OUT/$arm/seed$seed/compare.json" > "$OUT/$arm/seed$seed/compare.log"
+  done
+done
+
+python "$ROOT/benchmarks/scst_study_report.py" "$OUT" $ARMS
+echo "study took $(( ($(date +%s) - start) / 60 )) min; table: $OUT/table.md, curves: $OUT/curves.svg"
