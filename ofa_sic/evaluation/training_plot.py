@@ -7,8 +7,6 @@ Panels, each drawn only when some run logged its value:
 Each run is one colour across the panels and is named in the legend.
 """
 import io
-import os
-import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 from ofa_sic.evaluation.training_log import TrainingLog
@@ -78,8 +76,8 @@ def plot_training_curves(logs: Sequence[TrainingLog], names: Sequence[str], out_
     png = io.BytesIO()
     figure.savefig(png, dpi=110, format="png")
     plt.close(figure)
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(out_path)), prefix=".plot.", suffix=".tmp",
-                                     delete=False) as tmp:
-        tmp.write(png.getvalue())
-    os.replace(tmp.name, out_path)
+    from ofa_sic.atomic_files import atomic_write
+
+    with atomic_write(out_path, binary=True) as handle:
+        handle.write(png.getvalue())
     return figure, panels

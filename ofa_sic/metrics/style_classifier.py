@@ -15,7 +15,6 @@ training captions are compared on the same footing whatever cleaning a model was
 import io
 import json
 import os
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -88,10 +87,10 @@ class StyleClassifier:
         np.savez(buffer, vocabulary=np.array(self.vocabulary, dtype=str), idf=self.idf, coef=self.coef,
                  intercept=self.intercept, styles=np.array(self.styles, dtype=str),
                  settings=np.array(json.dumps({"format": FORMAT, **self.settings})))
-        folder = os.path.dirname(os.path.abspath(path))
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".style-classifier.", suffix=".tmp", delete=False) as tmp:
-            tmp.write(buffer.getvalue())
-        os.replace(tmp.name, path)
+        from ofa_sic.atomic_files import atomic_write
+
+        with atomic_write(path, binary=True) as handle:
+            handle.write(buffer.getvalue())
 
     @classmethod
     def load(cls, path: str) -> "StyleClassifier":
