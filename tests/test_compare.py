@@ -1,22 +1,13 @@
 """`ofa-sic compare`: the paired bootstrap over images on hand-made pairs of runs over the demo test split,
 with the real pycocoevalcap metrics (PTB tokenizer and METEOR in Java)."""
-import contextlib
-import io
 import json
 
 import pytest
 
-from ofa_sic.cli.main import main
+from helpers import ofa_sic
 from ofa_sic.data.text import CaptionCleaner
 
 COMPARED = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
-
-
-def ofa_sic(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
 
 
 def split_rows(demo_data):

@@ -1,8 +1,6 @@
 """Data files run no code, images decode as people see them, bad data is caught before the work, and
 `ofa-sic evaluate` fails before generating (real commands: ofa-sic, fairseq-train, fairseq-generate)."""
 import base64
-import contextlib
-import io
 import os
 import pickle
 import shutil
@@ -14,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import REPO_ROOT, fairseq_command, train_script_command, train_script_env
+from helpers import REPO_ROOT, fairseq_command, ofa_sic, train_script_command, train_script_env
 
 UTF8_BOM = "\ufeff"
 
@@ -156,17 +154,8 @@ def broken_data(demo_data, tmp_path):
     return folder
 
 
-def run_ofa_sic(*argv):
-    from ofa_sic.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_check_data_reports_every_problem_with_file_and_line(broken_data, demo_data):
-    code, out, _ = run_ofa_sic("check-data", broken_data)
+    code, out, _ = ofa_sic("check-data", broken_data)
     train, test = broken_data / "train.tsv", broken_data / "test.tsv"
     assert code == 2
     for expected in (f"{train}:1: starts with a UTF-8 byte-order mark", f"{train}:3: empty caption ' ... '",
@@ -174,7 +163,7 @@ def test_check_data_reports_every_problem_with_file_and_line(broken_data, demo_d
                      f"{test}:1: starts with a UTF-8 byte-order mark", f"{test}:2: reference 2 of 3 is empty"):
         assert expected in out, (expected, out)
     assert len(out.strip().splitlines()) == 6, out
-    assert run_ofa_sic("check-data", demo_data["data"])[0] == 0
+    assert ofa_sic("check-data", demo_data["data"])[0] == 0
 
 
 def test_training_refuses_the_data_before_the_first_update(broken_data, demo_data, tmp_path):
@@ -211,7 +200,7 @@ def no_generation(monkeypatch):
 
 
 def evaluate(checkpoint, data, bpe, out, *extra):
-    return run_ofa_sic("evaluate", "--path", checkpoint, "--data", data, "--bpe-dir", bpe, "--split", "test",
+    return ofa_sic("evaluate", "--path", checkpoint, "--data", data, "--bpe-dir", bpe, "--split", "test",
                        "--out", out, "--cpu", "--no-meteor", *extra)
 
 
