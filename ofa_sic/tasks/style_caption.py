@@ -96,14 +96,14 @@ class StyleCaptionTask(FairseqTask):
         self.dictionary = dictionary
         self.styles = styles
         self.codec = TextCodec(cfg.bpe_dir, dictionary)
-        self.build_prompt_and_cleaner()
+        self.build_from_settings()
         self.text_range = (4, dictionary.index("<mask>"))
         self.constraint_range = self.parse_constraint_range()
         self.sequence_generator = None
         self.scst_generator = None
         self.cider_scorer = None
 
-    def build_prompt_and_cleaner(self):
+    def build_from_settings(self):
         """The prompt, the caption cleaning and the image normalisation of the current settings (again
         after adopting a checkpoint's)."""
         cfg = self.cfg
@@ -118,7 +118,7 @@ class StyleCaptionTask(FairseqTask):
         """Use the image and text settings `checkpoint` was trained with, where the command line left
         them at their defaults (ofa_sic.tasks.trained_settings)."""
         if adopt_trained_settings(self.cfg, StyleCaptionConfig, saved_task_cfg, checkpoint):
-            self.build_prompt_and_cleaner()
+            self.build_from_settings()
 
     @classmethod
     def setup_task(cls, cfg: StyleCaptionConfig, **kwargs):

@@ -29,7 +29,8 @@ def saved_task_settings(saved_task_cfg) -> Tuple[Optional[str], Dict[str, Any]]:
     if saved_task_cfg is None:
         return None, {}
     name = _get(saved_task_cfg, "_name")
-    return name, {key: _get(saved_task_cfg, key) for key in SETTINGS_BY_TASK.get(name, ()) if _get(saved_task_cfg, key) is not None}
+    values = {key: _get(saved_task_cfg, key) for key in SETTINGS_BY_TASK.get(name, ())}
+    return name, {key: value for key, value in values.items() if value is not None}
 
 
 def adopt_trained_settings(cfg, config_class, saved_task_cfg, checkpoint: str) -> List[str]:
@@ -72,8 +73,6 @@ def _set(cfg, key, value) -> None:
 def training_start_checkpoint(cfg) -> Optional[str]:
     """The checkpoint a fairseq-train run starts from (--finetune-from-model, --restore-file, or the
     save dir's checkpoint_last.pt when resuming), if it exists; None for a run from scratch."""
-    if not cfg.save_dir and not cfg.restore_file and not cfg.finetune_from_model:
-        return None
     candidates = []
     if cfg.restore_file and cfg.restore_file != "checkpoint_last.pt":
         candidates.append(cfg.restore_file)
@@ -92,13 +91,13 @@ def read_saved_task_config(path: str) -> Optional[Dict[str, Any]]:
     from ofa_sic.checkpoints import load_without_tensors
 
     state = load_without_tensors(path)
-    cfg = state.get("cfg") if isinstance(state, dict) else None
+    if not isinstance(state, dict):
+        return None
+    cfg = state.get("cfg")
     if cfg is not None and cfg.get("task") is not None:
-        task = cfg["task"]
-        names = ("_name",) + IMAGE_SETTINGS + TEXT_SETTINGS
-        return {key: _get(task, key) for key in names}
-    args = state.get("args") if isinstance(state, dict) else None  # older fairseq/OFA checkpoints
-    if args is not None:
-        return {"_name": getattr(args, "task", None),
-                **{key: getattr(args, key, None) for key in IMAGE_SETTINGS + TEXT_SETTINGS}}
-    return None
+        source, name = cfg["task"], cfg["task"].get("_name")
+    elif state.get("args") is not None:  # older fairseq/OFA checkpoints: one argparse Namespace
+        source, name = state["args"], getattr(state["args"], "task", None)
+    else:
+        return None
+    return {"_name": name, **{key: _get(source, key) for key in IMAGE_SETTINGS + TEXT_SETTINGS}}
