@@ -36,13 +36,7 @@ EVAL_ARGS=${EVAL_ARGS:-}  # JSON generation options; default: OFA's (beam 5, max
 DEVICE_ARGS=${DEVICE_ARGS:-}
 
 args=()
-# Precision as OFA's GPU scripts (--fp16, loss-scale window 512); PRECISION=amp (fp16 autocast on a GPU,
-# bf16 on a CPU) or fp32 to change it; without a GPU (or with DEVICE_ARGS=--cpu) the default is fp32.
-command -v nvidia-smi > /dev/null && [[ "$DEVICE_ARGS" != *--cpu* ]] && PRECISION=${PRECISION:-fp16} || PRECISION=${PRECISION:-fp32}
-case "$PRECISION" in
-  fp16) args+=(--fp16 --fp16-scale-window 512) ;; amp) args+=(--amp) ;; fp32) ;;
-  *) echo "PRECISION must be fp16, amp or fp32, got $PRECISION" >&2; exit 2 ;;
-esac
+source "$ROOT/run_scripts/precision.sh"  # PRECISION=fp16|amp|fp32; fp16 on a GPU, fp32 on the CPU
 [ -n "$EVAL_ARGS" ] && args+=(--eval-args "$EVAL_ARGS")
 # Resume: fairseq loads $SAVE_DIR/checkpoint_last.pt when it exists (a rerun continues where a crash
 # stopped); only without it does it start from RESTORE_FILE, with optimizer, schedule and meters reset.
