@@ -135,16 +135,21 @@ def caption(scene: Dict[str, Any], style: str, template: int) -> str:
 
 
 def draw_scene(scene: Dict[str, Any], rng: random.Random, size: int) -> Image.Image:
-    """Draw a scene: its shapes in distinct cells of a 3x3 grid, random sizes and offsets inside the cells."""
+    """Draw a scene: its shapes in distinct cells of a 2x2 grid, random sizes and offsets inside the cells.
+
+    Each shape spans 55-90% of its cell (26-43 px in a 96 px image): large enough for the demo's small
+    ResNet to tell circles, squares and triangles apart within the demo's training budget (with a 3x3
+    grid, shapes of 14-26 px stayed near chance for 9 epochs while colour and count were learned).
+    """
     image = Image.new("RGB", (size, size), BACKGROUNDS[scene["background"]])
     draw = ImageDraw.Draw(image)
-    cell = size / 3
+    cell = size / 2
     color = SHAPE_COLORS[scene["color"]]
-    for index in rng.sample(range(9), scene["count"]):
-        side = rng.uniform(0.45, 0.8) * cell
+    for index in rng.sample(range(4), scene["count"]):
+        side = rng.uniform(0.55, 0.9) * cell
         slack = cell - side
-        left = (index % 3) * cell + rng.uniform(0, slack)
-        top = (index // 3) * cell + rng.uniform(0, slack)
+        left = (index % 2) * cell + rng.uniform(0, slack)
+        top = (index // 2) * cell + rng.uniform(0, slack)
         box = (left, top, left + side, top + side)
         if scene["shape"] == "circle":
             draw.ellipse(box, fill=color)
