@@ -1,30 +1,31 @@
 """`--lr-scheduler ofa_polynomial_decay`: OFA's linear warmup by *ratio* of all updates, then
 polynomial decay, under stock `fairseq-train`.
 
-OFA's forked trainer computes the total number of updates from the epoch iterator and calls a
-`reinit` on its scheduler. Here the style_caption task records how many batches one epoch has on
-this rank when it builds the training iterator (`record_batches_per_epoch`), and the scheduler
-derives total = max_epoch * ceil(batches / update_freq) (or takes --max-update / --total-num-update
-when those are smaller or given) at the start of each epoch.
+OFA's forked trainer counts the updates of all epochs from its epoch iterator and calls a `reinit`
+on its scheduler. Stock fairseq gives the scheduler no handle on the task and builds it (and sets
+the first learning rate) before the task builds its training iterator, so this scheduler knows the
+length of the run when it is built, from its config alone:
+- `--total-num-update N`: N;
+- else `--max-epoch E`: the updates of E epochs, predicted by `ofa_sic.tasks.epoch_size` from the
+  task config (train.tsv's rows, --mlm-ratio), --batch-size, the number of data-parallel ranks
+  and --update-freq (the smaller of that and --max-update when both are given); the task checks the
+  prediction against fairseq's real iterator every epoch;
+- else `--max-update N`: N.
+The config fields without `help` are copies of those settings (fairseq resolves the interpolations
+when it parses the command line), not options of their own.
 """
 import logging
-import math
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from fairseq.dataclass import FairseqDataclass
+from fairseq.distributed import utils as distributed_utils
 from fairseq.optim.lr_scheduler import FairseqLRScheduler, register_lr_scheduler
 from omegaconf import II
 
+from ofa_sic.tasks.epoch_size import EpochSizeUnknown, batches_per_rank, training_examples, updates_of_epochs
+
 logger = logging.getLogger(__name__)
-
-_batches_per_epoch: Optional[int] = None
-
-
-def record_batches_per_epoch(num_batches: int):
-    """Called by the task with the number of training batches of one epoch on this rank."""
-    global _batches_per_epoch
-    _batches_per_epoch = num_batches
 
 
 @dataclass
@@ -38,6 +39,48 @@ class OFAPolynomialDecayConfig(FairseqDataclass):
     max_update: int = II("optimization.max_update")
     max_epoch: int = II("optimization.max_epoch")
     update_freq: List[int] = II("optimization.update_freq")
+    skip_remainder_batch: bool = II("optimization.skip_remainder_batch")
+    batch_size: Optional[int] = II("dataset.batch_size")
+    max_tokens: Optional[int] = II("dataset.max_tokens")
+    task_config: Any = II("task")
+
+
+def total_updates(cfg: OFAPolynomialDecayConfig) -> int:
+    """Total number of updates of the run (see the module docstring); ValueError saying what to set."""
+    if cfg.total_num_update > 0:
+        return cfg.total_num_update
+    if not cfg.max_epoch:
+        if cfg.max_update:
+            return cfg.max_update
+        raise ValueError("ofa_polynomial_decay needs the length of the run: set --max-epoch, --max-update or --total-num-update")
+    try:
+        batches = epoch_batches_per_rank(cfg)
+    except EpochSizeUnknown as reason:
+        raise ValueError(
+            f"ofa_polynomial_decay cannot count the updates of --max-epoch {cfg.max_epoch} before training: {reason}. "
+            "Set --total-num-update N (the schedule's length), or --max-update N instead of --max-epoch"
+        ) from None
+    by_epochs = updates_of_epochs(batches, cfg.update_freq, cfg.max_epoch)
+    logger.info("ofa_polynomial_decay: %d training batches per rank and epoch, %d updates in %d epoch(s)",
+                batches, by_epochs, cfg.max_epoch)
+    return min(by_epochs, cfg.max_update) if cfg.max_update else by_epochs
+
+
+def epoch_batches_per_rank(cfg: OFAPolynomialDecayConfig) -> int:
+    """Training batches per rank and epoch, predicted from the task, dataset and distributed configs."""
+    if cfg.skip_remainder_batch:
+        raise EpochSizeUnknown("--skip-remainder-batch drops batches")
+    task_name = cfg.task_config.get("_name")
+    if task_name != "style_caption":
+        raise EpochSizeUnknown(f"the epoch size is predicted for --task style_caption only, not {task_name}")
+    examples = training_examples(cfg.task_config)
+    return batches_per_rank(examples, cfg.batch_size, cfg.max_tokens, data_parallel_world_size())
+
+
+def data_parallel_world_size() -> int:
+    """The number of data-parallel ranks, asked of torch.distributed as fairseq's trainer does (fairseq
+    sets the world size when it starts the processes, after the config was resolved)."""
+    return distributed_utils.get_data_parallel_world_size()
 
 
 @register_lr_scheduler("ofa_polynomial_decay", dataclass=OFAPolynomialDecayConfig)
@@ -49,49 +92,17 @@ class OFAPolynomialDecaySchedule(FairseqLRScheduler):
         if not 0.0 <= cfg.warmup_ratio < 1.0:
             raise ValueError(f"--warmup-ratio must be in [0, 1), got {cfg.warmup_ratio}")
         self.peak_lr = cfg.lr[0]
-        self.total_updates = None
-        self.warmup = 0
-        self.optimizer.set_lr(0.0 if self._uses_warmup() else self.peak_lr)
-
-    def _uses_warmup(self) -> bool:
-        return self.cfg.warmup_updates > 0 or self.cfg.warmup_ratio > 0
-
-    def derive_total_updates(self) -> int:
-        """Total number of updates of the run, from the options and the recorded epoch size."""
-        candidates = []
-        if self.cfg.total_num_update > 0:
-            return self.cfg.total_num_update
-        if self.cfg.max_update and self.cfg.max_update > 0:
-            candidates.append(self.cfg.max_update)
-        if self.cfg.max_epoch and self.cfg.max_epoch > 0 and _batches_per_epoch is not None:
-            candidates.append(self.cfg.max_epoch * math.ceil(_batches_per_epoch / self.cfg.update_freq[0]))
-        if not candidates:
-            raise ValueError(
-                "ofa_polynomial_decay needs the length of the run: set --max-epoch (with --task style_caption), "
-                "--max-update or --total-num-update"
-            )
-        return min(candidates)
-
-    def step_begin_epoch(self, epoch):
-        total = self.derive_total_updates()
-        if total != self.total_updates:
-            self.total_updates = total
-            self.warmup = self.cfg.warmup_updates or int(total * self.cfg.warmup_ratio)
-            logger.info("ofa_polynomial_decay: %d updates in total, %d of warmup", total, self.warmup)
-        if self.optimizer.get_lr() == 0.0:
-            self.optimizer.set_lr(self.lr_at(1))  # the first update, as fairseq's own warmup does
-        return self.optimizer.get_lr()
+        self.total_updates = total_updates(cfg)
+        self.warmup = cfg.warmup_updates or int(self.total_updates * cfg.warmup_ratio)
+        logger.info("ofa_polynomial_decay: %d updates in total, %d of warmup", self.total_updates, self.warmup)
+        self.step_update(0)
 
     def step(self, epoch, val_loss=None):
         super().step(epoch, val_loss)
         return self.optimizer.get_lr()
 
     def lr_at(self, num_updates: int) -> float:
-        """Learning rate after `num_updates` updates."""
-        if self.total_updates is None:
-            if self.cfg.total_num_update <= 0 and not self.cfg.max_update and _batches_per_epoch is None:
-                return self.optimizer.get_lr()  # restoring a checkpoint before the epoch size is known
-            self.step_begin_epoch(None)
+        """Learning rate after `num_updates` updates (fairseq trains update k+1 with `lr_at(k)`)."""
         if self.warmup > 0 and num_updates <= self.warmup:
             return self.peak_lr * num_updates / self.warmup
         if num_updates >= self.total_updates:

@@ -55,6 +55,15 @@ def train_args(demo_data, save_dir, *extra):
     ]
 
 
+def training_config(demo_data, save_dir, *extra):
+    """The config fairseq-train builds from the command line `train_args(demo_data, save_dir, *extra)`."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    argv = [str(a) for a in train_args(demo_data, save_dir, *extra)[1:]]
+    return convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
+
+
 def train_script_env(demo_data, save_dir, restore_file="", fairseq_train=None) -> dict:
     """Environment variables (to add to os.environ) for run_scripts/train_caption.sh on the demo data: ofa_demo,
     CPU, batch 16, validated (CIDEr, beam 2) and saved every 2 updates."""

@@ -40,7 +40,7 @@ def test_two_cpu_processes_train_together(demo_data, tmp_path):
     processes = []
     for rank in range(2):
         args = train_args(
-            demo_data, tmp_path / "ckpt", "--max-update", "3", "--disable-validation", "--no-save",
+            demo_data, tmp_path / "ckpt", "--max-epoch", "1", "--disable-validation", "--no-save",
             "--ddp-backend", "legacy_ddp", "--distributed-backend", "gloo", "--distributed-world-size", "2",
             "--distributed-no-spawn", "--distributed-rank", str(rank), "--device-id", "0",
             "--distributed-init-method", f"tcp://127.0.0.1:{port}",
@@ -51,4 +51,6 @@ def test_two_cpu_processes_train_together(demo_data, tmp_path):
         assert process.returncode == 0, f"rank {rank} failed:\n{output[-5000:]}"
     assert "distributed init (rank 0)" in outputs[0] and "distributed init (rank 1)" in outputs[1]
     assert "training on 2 devices" in outputs[0]
+    # 96 rows in batches of 16 over 2 ranks (each rank's task checked its iterator against this; rank 1 logs warnings only)
+    assert "ofa_polynomial_decay: 3 training batches per rank and epoch, 3 updates in 1 epoch(s)" in outputs[0]
     assert "num_updates 3" in outputs[0]

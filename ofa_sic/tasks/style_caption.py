@@ -7,7 +7,6 @@ score CIDEr-D (`--eval-cider`), usable as `--best-checkpoint-metric cider
 """
 import json
 import logging
-import math
 import os
 from argparse import Namespace
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from ofa_sic import lr_scheduler
 from ofa_sic.data.caption_dataset import StyleCaptionDataset
 from ofa_sic.data.check import DataCheckError, check_split
 from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
@@ -31,6 +29,7 @@ from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
 from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON
+from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples, split_path
 from ofa_sic.tasks.trained_settings import adopt_trained_settings, read_saved_task_config, training_start_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -152,10 +151,7 @@ class StyleCaptionTask(FairseqTask):
         return (self.cfg.max_src_length, 1024)
 
     def split_path(self, split: str) -> str:
-        path = os.path.join(self.cfg.data, f"{split}.tsv")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found; `ofa-sic prepare-pcap` writes train.tsv, valid.tsv and test.tsv")
-        return path
+        return split_path(self.cfg.data, split)
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, task_cfg=None, **kwargs):
         """The split's dataset, after `ofa_sic.data.check` found no problem in its rows (DataCheckError lists them).
@@ -180,7 +176,7 @@ class StyleCaptionTask(FairseqTask):
             seed=self.cfg.seed,
         )
         logger.info("%s: %d rows from %s", split, len(dataset), dataset.path)
-        if is_train and self.cfg.mlm_ratio > 0 and not self.cfg.scst:
+        if is_train and mixes_mlm_examples(self.cfg):
             dataset = self.with_mlm_examples(dataset)
         self.datasets[split] = dataset
 
@@ -204,7 +200,9 @@ class StyleCaptionTask(FairseqTask):
                            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
                            shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
                            **kwargs):
-        """fairseq's iterator with batch-size multiple 1, so that no row of any split is dropped."""
+        """fairseq's iterator with batch-size multiple 1, so that no row of any split is dropped. For the
+        training set, its batches per rank are checked against `ofa_sic.tasks.epoch_size`'s prediction,
+        from which `--lr-scheduler ofa_polynomial_decay` counts the updates of the run."""
         iterator = super().get_batch_iterator(
             dataset, max_tokens=max_tokens, max_sentences=max_sentences, max_positions=max_positions,
             ignore_invalid_inputs=ignore_invalid_inputs, required_batch_size_multiple=1, seed=seed,
@@ -212,7 +210,7 @@ class StyleCaptionTask(FairseqTask):
             data_buffer_size=data_buffer_size, disable_iterator_cache=disable_iterator_cache, **kwargs,
         )
         if dataset is self.datasets.get("train"):
-            lr_scheduler.record_batches_per_epoch(math.ceil(len(iterator.frozen_batches) / num_shards))
+            check_training_batches(self.cfg, len(iterator), max_sentences, max_tokens, num_shards)
         return iterator
 
     # ---- model, generation, BPE --------------------------------------------------------------
