@@ -86,7 +86,7 @@ for seed in $SEEDS; do
     case $arm in
       control)
         RESTORE_FILE="$CE/checkpoint_best.pt" ce_train "$run" "$CONTROL_LR" "$ARM_UPDATES" "$ARM_VALIDATE" \
-          --reset-lr-scheduler --seed "$seed" ;;
+          --seed "$seed" ;;
       beams_loo|samples_loo|samples_greedy)
         case $arm in
           beams_loo) args="$BEAMS"; baseline=loo; extra=(--scst-greedy-every 10) ;;

@@ -9,7 +9,7 @@ from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from criterions.scst_loss import baseline_scores, wrap_for_cider
-from helpers import REPO_ROOT, fairseq_command, run_command, train_args
+from helpers import REPO_ROOT, fairseq_command, run_command, train_args, training_config
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
 
@@ -222,3 +222,44 @@ def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
         build_task_and_criterion(demo_data, *flags)
     with pytest.raises(ValueError, match="was built with --keep-punctuation --keep-case, but the task cleans"):
         build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path))
+
+
+def test_scst_trains_on_one_example_per_image_with_all_its_captions(tmp_path):
+    """With several training captions per image (K rows), SCST's examples are the images, each rewarded
+    against all K captions; fairseq-train's epoch and the scheduler's prediction count images, not rows."""
+    from ofa_sic.data.demo import make_demo_data
+    from ofa_sic.data.pcap import prepare_pcap
+    from ofa_sic.data.tsv_reader import IndexedTSV
+    from ofa_sic.data.caption_dataset import COLUMNS
+
+    make_demo_data(str(tmp_path / "raw"), seed=1, n_train=12, n_valid=4, n_test=4, train_references=3, quiet=True)
+    prepare_pcap(str(tmp_path / "raw" / "personality_captions"), str(tmp_path / "raw" / "yfcc_images"),
+                 str(tmp_path / "data"), image_size=96, workers=1, quiet=True)
+    data = {"data": tmp_path / "data", "bpe": tmp_path / "raw" / "bpe"}
+    scst_task = ["--scst", "--scst-args", '{"beam": 2, "max_len_b": 8}']
+    cfg = training_config(data, tmp_path / "ckpt", *scst_task)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    rows = IndexedTSV(str(data["data"] / "train.tsv"), num_columns=len(COLUMNS))
+    assert len(rows) == 36 and len(dataset) == 12
+    captions_of = {}
+    for index in range(len(rows)):
+        row = dict(zip(COLUMNS, rows[index]))
+        captions_of.setdefault((row["image_id"], row["style"]), []).append(row["captions"])
+    for index in range(len(dataset)):
+        example = dataset.row(index)
+        assert example["captions"].split("&&") == captions_of[(example["image_id"], example["style"])]
+        references = task.decode(dataset[index]["target"][:-1]).split("&&")
+        assert references == [task.cleaner(c) for c in captions_of[(example["image_id"], example["style"])]]
+
+    args = train_args(data, tmp_path / "ckpt", "--max-epoch", "1", "--no-save", *scst_task, "--freeze-resnet",
+                      "--scst-cider-cached-tokens", data["data"] / "train-words.p", "--batch-size", "4",
+                      "--disable-validation")
+    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
+    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
+    args.remove("--report-accuracy")
+    log = run_command(args).stdout
+    assert "36 rows from" in log and "12 images: SCST rewards each hypothesis against all the training captions" in log
+    assert "3 training batches per rank and epoch, 3 updates in 1 epoch(s)" in log, log[-3000:]
+    assert re.search(r"epoch 001 \|.*num_updates 3\b", log), log[-3000:]

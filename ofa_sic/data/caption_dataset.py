@@ -7,9 +7,13 @@ url-safe base64 JPEG.
 Example: source = <s> prompt(style) </s>; patch_image [3, S, S]; patch_mask True;
 target = BPE(" " + caption) </s>; prev_output_tokens = <s> BPE(" " + caption).
 Training targets are one cleaned caption cut to `max_tgt_length` words; evaluation targets carry
-all references (`&&`-joined) and are not cut.
+all references (`&&`-joined) and are not cut. For SCST (`one_example_per_image`) an example is an
+image: the rows that share its image_id and style are one example whose target joins all their
+captions, so every hypothesis is rewarded against every training caption of its image (OFA's stage-2
+file has one row per image with its references joined; `ofa-sic prepare-pcap` writes one row per
+caption, which the CE stage needs).
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -21,6 +25,18 @@ from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner, TextCodec, co
 from ofa_sic.data.tsv_reader import IndexedTSV
 
 COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
+
+
+def rows_by_image(rows: IndexedTSV) -> List[List[int]]:
+    """Row indices grouped by (image_id, style), groups in order of their first row: [[0, 3], [1], ...].
+
+    Reads only the first columns of each row (never the image)."""
+    groups: Dict[tuple, List[int]] = {}
+    key_columns = COLUMNS.index("style") + 1
+    for index in range(len(rows)):
+        fields = rows.head(index, key_columns)
+        groups.setdefault((fields[COLUMNS.index("image_id")], fields[-1]), []).append(index)
+    return list(groups.values())
 
 
 def epoch_order(length: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
@@ -43,6 +59,7 @@ class StyleCaptionDataset(FairseqDataset):
         single_caption_targets: bool,
         shuffle: bool,
         seed: int = 1,
+        one_example_per_image: bool = False,
     ):
         self.path = path
         self.rows = IndexedTSV(path, num_columns=len(COLUMNS))
@@ -52,6 +69,9 @@ class StyleCaptionDataset(FairseqDataset):
         self.cleaner = cleaner
         self.max_tgt_length = max_tgt_length
         self.single_caption_targets = single_caption_targets
+        if one_example_per_image and single_caption_targets:
+            raise ValueError("one example per image joins several captions: it needs single_caption_targets=False")
+        self.groups: Optional[List[List[int]]] = rows_by_image(self.rows) if one_example_per_image else None
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
@@ -59,10 +79,22 @@ class StyleCaptionDataset(FairseqDataset):
         self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.groups is None else len(self.groups)
+
+    def file_row(self, index: int) -> int:
+        """1-based row of the file that example `index` starts at (for error messages)."""
+        return index + 1 if self.groups is None else self.groups[index][0] + 1
 
     def row(self, index: int) -> Dict[str, str]:
-        return dict(zip(COLUMNS, self.rows[index]))
+        """Example `index` as a row dict; with one example per image, the captions of all its rows joined by `&&`."""
+        if self.groups is None:
+            return dict(zip(COLUMNS, self.rows[index]))
+        first, *others = self.groups[index]
+        row = dict(zip(COLUMNS, self.rows[first]))
+        captions_column = COLUMNS.index("captions")
+        row["captions"] = REFERENCE_SEPARATOR.join(
+            [row["captions"]] + [self.rows.head(i, captions_column + 1)[captions_column].decode("utf-8") for i in others])
+        return row
 
     def target_text(self, captions: str, index: int) -> str:
         """The cleaned caption text the decoder is trained on (or the `&&`-joined references)."""
@@ -70,12 +102,12 @@ class StyleCaptionDataset(FairseqDataset):
             return REFERENCE_SEPARATOR.join(self.cleaner.references(captions))
         if REFERENCE_SEPARATOR in captions:
             raise ValueError(
-                f"{self.path}, row {index + 1}: {captions.count(REFERENCE_SEPARATOR) + 1} references in a training "
+                f"{self.path}, row {self.file_row(index)}: {captions.count(REFERENCE_SEPARATOR) + 1} references in a training "
                 "row; cross-entropy training takes one caption per row (as `ofa-sic prepare-pcap` writes train.tsv)"
             )
         text = " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
         if not text:
-            raise ValueError(f"{self.path}, row {index + 1}: empty caption {captions!r}; training refuses an empty target")
+            raise ValueError(f"{self.path}, row {self.file_row(index)}: empty caption {captions!r}; training refuses an empty target")
         return text
 
     def patch_image(self, row: Dict[str, str], index: int) -> torch.Tensor:
@@ -83,7 +115,7 @@ class StyleCaptionDataset(FairseqDataset):
         try:
             image = decode_base64_image(row["image"])
         except ImageDecodeError as error:
-            raise ImageDecodeError(f"{self.path}, row {index + 1} (image {row['image_id']}): {error}") from None
+            raise ImageDecodeError(f"{self.path}, row {self.file_row(index)} (image {row['image_id']}): {error}") from None
         return self.image_transform(image)
 
     def caption_ids(self, row: Dict[str, str], index: int) -> torch.Tensor:
@@ -103,7 +135,7 @@ class StyleCaptionDataset(FairseqDataset):
         try:
             source = self.prompt(row["style"])
         except ValueError as error:
-            raise ValueError(f"{self.path}, row {index + 1}: {error}") from None
+            raise ValueError(f"{self.path}, row {self.file_row(index)}: {error}") from None
         return {
             "id": index,
             "source": source,

@@ -11,6 +11,7 @@ differ silently.
 fairseq 0.12's arithmetic with `--batch-size B` (the task always batches with a size multiple of 1):
 
     examples           E = rows of {data}/train.tsv + round(rows * --mlm-ratio)  (no MLM with --scst)
+                           with --scst: the images of train.tsv (rows grouped by image_id and style)
     batches per rank   b = ceil(ceil(E / B) / W)     W data-parallel ranks; short ranks get an empty batch
     updates in epoch e     ceil(b / update_freq_e)   update_freq_e: --update-freq's e-th value, else its last
 
@@ -21,8 +22,9 @@ import math
 import os
 from typing import List, Optional
 
+from ofa_sic.data.caption_dataset import COLUMNS, rows_by_image
 from ofa_sic.data.mlm_dataset import mlm_count
-from ofa_sic.data.tsv_reader import load_or_build_offsets
+from ofa_sic.data.tsv_reader import IndexedTSV, load_or_build_offsets
 
 
 class EpochSizeUnknown(ValueError):
@@ -44,8 +46,11 @@ def mixes_mlm_examples(task_cfg) -> bool:
 
 def training_examples(task_cfg) -> int:
     """Examples of one training epoch: the rows of train.tsv (counted by its cached row index), plus the
-    MLM examples (the same number every epoch)."""
-    rows = len(load_or_build_offsets(split_path(task_cfg.data, "train")))
+    MLM examples (the same number every epoch); with --scst, its images (one example per image)."""
+    path = split_path(task_cfg.data, "train")
+    if task_cfg.scst:
+        return len(rows_by_image(IndexedTSV(path, num_columns=len(COLUMNS))))
+    rows = len(load_or_build_offsets(path))
     return rows + (mlm_count(rows, task_cfg.mlm_ratio) if mixes_mlm_examples(task_cfg) else 0)
 
 

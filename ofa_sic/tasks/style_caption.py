@@ -174,8 +174,13 @@ class StyleCaptionTask(FairseqTask):
             single_caption_targets=is_train and not self.cfg.scst,
             shuffle=is_train,
             seed=self.cfg.seed,
+            one_example_per_image=is_train and self.cfg.scst,
         )
-        logger.info("%s: %d rows from %s", split, len(dataset), dataset.path)
+        if dataset.groups is None:
+            logger.info("%s: %d rows from %s", split, len(dataset), dataset.path)
+        else:
+            logger.info("%s: %d rows from %s, %d images: SCST rewards each hypothesis against all the training "
+                        "captions of its image", split, len(dataset.rows), dataset.path, len(dataset))
         if is_train and mixes_mlm_examples(self.cfg):
             dataset = self.with_mlm_examples(dataset)
         self.datasets[split] = dataset
