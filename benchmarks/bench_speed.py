@@ -10,8 +10,9 @@ from this checkout; both register the same fairseq names, so they cannot share o
 The parent builds the same model (same arch, deterministic weights from parameter names) and the
 same inputs in both, then asks them in turn, old and new interleaved with alternating order, to run
 one step at a time; contention on a shared machine thus hits both sides alike. Per step it prints
-the median seconds, the peak memory (bytes of tensor storage alive at once during the step, counted
-by a dispatch mode; parameters excluded) and new/old ratios, and checks that the results agree:
+the median seconds, the peak memory (bytes allocated during the step and alive at once, from the
+profiler's allocation records; parameters and inputs, allocated before, are not counted) and
+new/old ratios, and checks that the results agree:
 generated tokens identical, losses within 1e-5 and gradients within 1e-4 relative (the SCST loss
 relative to the size of the terms it sums, sum |advantage| * |log p|, since the leave-one-out
 advantages sum to zero).
@@ -32,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 import zlib
 from pathlib import Path
 
@@ -50,45 +50,31 @@ SELECTED_GRADS = (
 # ---- worker side ---------------------------------------------------------------------------------
 
 class PeakMemory:
-    """Peak bytes of tensor storage created and alive at once inside the `with` block (any device)."""
+    """Peak bytes of CPU memory allocated inside the `with` block and alive at once.
+
+    Counted from the profiler's allocation and free records, so tensors that existed before the
+    block (the parameters, the inputs) are not counted, and nothing here holds a tensor or a
+    storage: autograd behaves as in a plain run (a counter that keeps references can stop autograd
+    from adding gradients in place, and so report allocations a plain run does not make).
+    """
 
     def __init__(self):
-        import torch
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils._pytree import tree_leaves
+        from torch.profiler import ProfilerActivity, profile
 
-        tracker = self
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                for tensor in tree_leaves(out):
-                    if isinstance(tensor, torch.Tensor):
-                        tracker.allocated(tensor.untyped_storage())
-                return out
-
-        self.mode = Mode()
-        self.live = self.peak = 0
-        self.alive = {}
-
-    def allocated(self, storage):
-        key, size = storage.data_ptr(), storage.nbytes()
-        if size == 0 or key in self.alive:
-            return
-        self.alive[key] = size
-        self.live += size
-        self.peak = max(self.peak, self.live)
-        weakref.finalize(storage, self.freed, key)
-
-    def freed(self, key):
-        self.live -= self.alive.pop(key, 0)
+        self.profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        self.peak = 0
 
     def __enter__(self):
-        self.mode.__enter__()
+        self.profiler.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.mode.__exit__(*exc)
+        self.profiler.__exit__(*exc)
+        records = [e for e in self.profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
+        live = 0
+        for record in sorted(records, key=lambda e: e.start_ns()):
+            live += record.nbytes()  # negative for a free
+            self.peak = max(self.peak, live)
 
 
 def ofa_dictionary():
