@@ -17,6 +17,12 @@ generated tokens identical, losses within 1e-5 and gradients within 1e-4 relativ
 relative to the size of the terms it sums, sum |advantage| * |log p|, since the leave-one-out
 advantages sum to zero).
 
+Threads: on a machine shared with other jobs, pass `--threads 1`. With 2 threads each parallel
+operator waits until both threads have run, and a thread that the other jobs displace waits for
+a time slice: benchmarks/bench_thread_stall.py measured a [1, 10, 768] LayerNorm at 7.9 ms with 2
+threads beside a training run, against 6 microseconds with 1, so 2-thread times then count
+operators (beam search and the backward are thousands of small ones) rather than arithmetic.
+
 Steps (fp32, on the CPU):
 - ce: forward + backward of a teacher-forced batch (trainable BatchNorm, no dropout);
 - scst: the real `scst_reward_criterion` forward (beam 5 hypotheses, max_len_b 16, CIDEr-D reward,
@@ -348,7 +354,7 @@ def main():
     parser.add_argument("--beam", type=int, default=5, help="beam size, also SCST's K (default: 5)")
     parser.add_argument("--max-len-b", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per version (default: 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per worker (default: 2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per worker (default: 2; 1 on a shared machine)")
     args = parser.parse_args()
     if args.worker:
         return worker_main(args.worker)
