@@ -343,18 +343,23 @@ def compare(step, old, new, old_grads, new_grads):
     return text, ok
 
 
+def add_step_options(parser) -> None:
+    """The options that shape a step (images, beam, length) and its torch threads."""
+    parser.add_argument("--patch-image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--beam", type=int, default=5, help="beam size, also SCST's K (default: 5)")
+    parser.add_argument("--max-len-b", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process (default: 2; 1 on a shared machine)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", default="99c73d5", help="commit to compare with (default: 99c73d5)")
     parser.add_argument("--archs", nargs="+", default=["ofa_tiny", "ofa_base"])
     parser.add_argument("--steps", nargs="+", default=["ce", "scst", "beam"], choices=["ce", "scst", "beam"])
-    parser.add_argument("--patch-image-size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--beam", type=int, default=5, help="beam size, also SCST's K (default: 5)")
-    parser.add_argument("--max-len-b", type=int, default=16)
+    add_step_options(parser)
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per version (default: 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per worker (default: 2; 1 on a shared machine)")
     args = parser.parse_args()
     if args.worker:
         return worker_main(args.worker)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed import REPO_ROOT, Worker  # noqa: E402
+from bench_speed import REPO_ROOT, Worker, add_step_options  # noqa: E402
 
 
 def timed_parts(worker, step):
@@ -72,11 +72,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="ofa_base")
     parser.add_argument("--step", default="scst", choices=["ce", "scst", "beam"])
-    parser.add_argument("--patch-image-size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--beam", type=int, default=5, help="beam size, also SCST's K (default: 5)")
-    parser.add_argument("--max-len-b", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    add_step_options(parser)
     parser.add_argument("--top", type=int, default=25, help="operators to list (default: 25)")
     args = parser.parse_args()
 
