@@ -186,44 +186,6 @@ def test_scst_log_probs_are_normalised_over_the_generators_ids(demo_data, constr
     assert task.constraint_range == allowed
 
 
-def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
-    """With --keep-case --keep-punctuation the df (ofa-sic cider-df), the SCST reward text and the
-    validation references all keep case and punctuation, as the training targets do."""
-    df_path = tmp_path / "train-words-cased.p"
-    run_command([fairseq_command("ofa-sic"), "cider-df", "--tsv", demo_data["data"] / "train.tsv", "--out", df_path,
-                 "--keep-case", "--keep-punctuation"])
-    flags = ("--keep-case", "--keep-punctuation")
-    task, model, criterion = build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path), *flags)
-    from ofa_sic.metrics.cider_d import load_document_frequency
-
-    df = load_document_frequency(str(df_path))
-    assert df["cleaning"] == {"keep_punctuation": True, "keep_case": True}
-    unigrams = {gram[0] for gram in df["document_frequency"] if len(gram) == 1}
-
-    task.load_dataset("train")
-    dataset = task.dataset("train")
-    sample = dataset.collater([dataset[i] for i in range(4)])
-    raw = [dataset.row(i)["captions"] for i in range(4)]
-    references = criterion.references(sample)
-    assert references == [[task.cleaner(c)] for c in raw]
-    assert any(any(ch.isupper() for ch in refs[0]) for refs in references)
-    assert any(any(ch in ",.?!" for ch in refs[0]) for refs in references)
-    for refs in references:  # every word of the reward's reference text is a df entry
-        assert set(wrap_for_cider(refs[0], task.cleaner).split()) <= unigrams
-    assert wrap_for_cider(" Sadly, only a Circle. ", task.cleaner) == "Sadly, only a Circle. <eos>"
-    task.load_dataset("valid")
-    valid = task.dataset("valid")
-    valid_references = [valid.references(i) for i in range(len(valid))]
-    assert valid_references == [[task.cleaner(c) for c in valid.row(i)["captions"].split("&&")] for i in range(len(valid))]
-    assert any(ch.isupper() for refs in valid_references for ch in "".join(refs))
-
-    # df built with the default cleaning (prepare-pcap's train-words.p) is refused for a --keep-case run.
-    with pytest.raises(ValueError, match=r"train-words.p was built with OFA's default cleaning .* --keep-case"):
-        build_task_and_criterion(demo_data, *flags)
-    with pytest.raises(ValueError, match="was built with --keep-punctuation --keep-case, but the task cleans"):
-        build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path))
-
-
 @pytest.mark.parametrize("constraint", [None, "none"])
 def test_teacher_forced_loss_and_gradients_equal_the_full_log_softmax(demo_data, constraint):
     """The SCST loss from the non-pad positions' logits (log p = logit - logsumexp) equals, with every
@@ -270,3 +232,41 @@ def test_teacher_forced_loss_and_gradients_equal_the_full_log_softmax(demo_data,
     errors = {n: (grads[n] - g).abs().max().item() / max(g.abs().max().item(), floor) for n, g in expected_grads.items()}
     worst = max(errors, key=errors.get)
     assert errors[worst] < 1e-4, (worst, errors[worst])
+
+
+def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
+    """With --keep-case --keep-punctuation the df (ofa-sic cider-df), the SCST reward text and the
+    validation references all keep case and punctuation, as the training targets do."""
+    df_path = tmp_path / "train-words-cased.p"
+    run_command([fairseq_command("ofa-sic"), "cider-df", "--tsv", demo_data["data"] / "train.tsv", "--out", df_path,
+                 "--keep-case", "--keep-punctuation"])
+    flags = ("--keep-case", "--keep-punctuation")
+    task, model, criterion = build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path), *flags)
+    from ofa_sic.metrics.cider_d import load_document_frequency
+
+    df = load_document_frequency(str(df_path))
+    assert df["cleaning"] == {"keep_punctuation": True, "keep_case": True}
+    unigrams = {gram[0] for gram in df["document_frequency"] if len(gram) == 1}
+
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = dataset.collater([dataset[i] for i in range(4)])
+    raw = [dataset.row(i)["captions"] for i in range(4)]
+    references = criterion.references(sample)
+    assert references == [[task.cleaner(c)] for c in raw]
+    assert any(any(ch.isupper() for ch in refs[0]) for refs in references)
+    assert any(any(ch in ",.?!" for ch in refs[0]) for refs in references)
+    for refs in references:  # every word of the reward's reference text is a df entry
+        assert set(wrap_for_cider(refs[0], task.cleaner).split()) <= unigrams
+    assert wrap_for_cider(" Sadly, only a Circle. ", task.cleaner) == "Sadly, only a Circle. <eos>"
+    task.load_dataset("valid")
+    valid = task.dataset("valid")
+    valid_references = [valid.references(i) for i in range(len(valid))]
+    assert valid_references == [[task.cleaner(c) for c in valid.row(i)["captions"].split("&&")] for i in range(len(valid))]
+    assert any(ch.isupper() for refs in valid_references for ch in "".join(refs))
+
+    # df built with the default cleaning (prepare-pcap's train-words.p) is refused for a --keep-case run.
+    with pytest.raises(ValueError, match=r"train-words.p was built with OFA's default cleaning .* --keep-case"):
+        build_task_and_criterion(demo_data, *flags)
+    with pytest.raises(ValueError, match="was built with --keep-punctuation --keep-case, but the task cleans"):
+        build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path))
