@@ -10,11 +10,18 @@ from this checkout; both register the same fairseq names, so they cannot share o
 The parent builds the same model (same arch, deterministic weights from parameter names) and the
 same inputs in both, then asks them in turn, old and new interleaved with alternating order, to run
 one step at a time; contention on a shared machine thus hits both sides alike. Per step it prints
-the median seconds, the peak memory (bytes of tensor storage alive at once during the step, counted
-by a dispatch mode; parameters excluded) and new/old ratios, and checks that the results agree:
+the median seconds, the peak memory (bytes allocated during the step and alive at once, from the
+profiler's allocation records; parameters and inputs, allocated before, are not counted) and
+new/old ratios, and checks that the results agree:
 generated tokens identical, losses within 1e-5 and gradients within 1e-4 relative (the SCST loss
 relative to the size of the terms it sums, sum |advantage| * |log p|, since the leave-one-out
 advantages sum to zero).
+
+Threads: on a machine shared with other jobs, pass `--threads 1`. With 2 threads each parallel
+operator waits until both threads have run, and a thread that the other jobs displace waits for
+a time slice: benchmarks/bench_thread_stall.py measured a [1, 10, 768] LayerNorm at 7.9 ms with 2
+threads beside a training run, against 6 microseconds with 1, so 2-thread times then count
+operators (beam search and the backward are thousands of small ones) rather than arithmetic.
 
 Steps (fp32, on the CPU):
 - ce: forward + backward of a teacher-forced batch (trainable BatchNorm, no dropout);
@@ -32,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 import zlib
 from pathlib import Path
 
@@ -50,45 +56,31 @@ SELECTED_GRADS = (
 # ---- worker side ---------------------------------------------------------------------------------
 
 class PeakMemory:
-    """Peak bytes of tensor storage created and alive at once inside the `with` block (any device)."""
+    """Peak bytes of CPU memory allocated inside the `with` block and alive at once.
+
+    Counted from the profiler's allocation and free records, so tensors that existed before the
+    block (the parameters, the inputs) are not counted, and nothing here holds a tensor or a
+    storage: autograd behaves as in a plain run (a counter that keeps references can stop autograd
+    from adding gradients in place, and so report allocations a plain run does not make).
+    """
 
     def __init__(self):
-        import torch
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils._pytree import tree_leaves
+        from torch.profiler import ProfilerActivity, profile
 
-        tracker = self
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                for tensor in tree_leaves(out):
-                    if isinstance(tensor, torch.Tensor):
-                        tracker.allocated(tensor.untyped_storage())
-                return out
-
-        self.mode = Mode()
-        self.live = self.peak = 0
-        self.alive = {}
-
-    def allocated(self, storage):
-        key, size = storage.data_ptr(), storage.nbytes()
-        if size == 0 or key in self.alive:
-            return
-        self.alive[key] = size
-        self.live += size
-        self.peak = max(self.peak, self.live)
-        weakref.finalize(storage, self.freed, key)
-
-    def freed(self, key):
-        self.live -= self.alive.pop(key, 0)
+        self.profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        self.peak = 0
 
     def __enter__(self):
-        self.mode.__enter__()
+        self.profiler.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.mode.__exit__(*exc)
+        self.profiler.__exit__(*exc)
+        records = [e for e in self.profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
+        live = 0
+        for record in sorted(records, key=lambda e: e.start_ns()):
+            live += record.nbytes()  # negative for a free
+            self.peak = max(self.peak, live)
 
 
 def ofa_dictionary():
@@ -351,18 +343,23 @@ def compare(step, old, new, old_grads, new_grads):
     return text, ok
 
 
+def add_step_options(parser) -> None:
+    """The options that shape a step (images, beam, length) and its torch threads."""
+    parser.add_argument("--patch-image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--beam", type=int, default=5, help="beam size, also SCST's K (default: 5)")
+    parser.add_argument("--max-len-b", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process (default: 2; 1 on a shared machine)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", default="99c73d5", help="commit to compare with (default: 99c73d5)")
     parser.add_argument("--archs", nargs="+", default=["ofa_tiny", "ofa_base"])
     parser.add_argument("--steps", nargs="+", default=["ce", "scst", "beam"], choices=["ce", "scst", "beam"])
-    parser.add_argument("--patch-image-size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--beam", type=int, default=5, help="beam size, also SCST's K (default: 5)")
-    parser.add_argument("--max-len-b", type=int, default=16)
+    add_step_options(parser)
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per version (default: 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per worker (default: 2)")
     args = parser.parse_args()
     if args.worker:
         return worker_main(args.worker)

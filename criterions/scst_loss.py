@@ -192,10 +192,12 @@ class ScstRewardCriterion(FairseqCriterion):
         return self._greedy_generator
 
     def teacher_forced_lprobs(self, model, sample, hypotheses, encoder_out=None):
-        """Log-probs [N, T] (fp32) of each hypothesis token (N = images * K) and the target [N, T].
+        """Log-probs [N, T] (fp32; 0 at padding) of each hypothesis token (N = images * K) and the target [N, T].
 
         The images are encoded once, in train mode (or `encoder_out` of that pass is used), and
-        each encoding serves its image's K hypotheses.
+        each encoding serves its image's K hypotheses. Only the M non-pad positions are projected
+        onto the vocabulary, and log p(token) = logit(token) - logsumexp(logits) is taken from
+        those [M, V] logits, so no [N, T, V] log-probs are made or kept for the backward pass.
         """
         k = len(hypotheses[0])
         if any(len(hyps) != k for hyps in hypotheses):
@@ -212,10 +214,13 @@ class ScstRewardCriterion(FairseqCriterion):
         target, prev = target.to(device), prev.to(device)
         net_input = {key: sample["net_input"][key] for key in ENCODER_INPUTS}
         model.train()
-        logits, extra = model(prev_output_tokens=prev, rows_per_source=k, encoder_out=encoder_out, **net_input)
+        features, _ = model(prev_output_tokens=prev, rows_per_source=k, encoder_out=encoder_out, features_only=True,
+                            **net_input)  # [N, T, C]
+        non_pad = target.ne(pad)
+        logits = model.decoder.output_layer(features[non_pad]).float()  # [M, V]
         logits = mask_outside_range(logits, self.task.constraint_range)
-        lprobs = model.get_normalized_probs((logits, extra), log_probs=True)
-        token_lprobs = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # [N, T]
+        picked = logits.gather(-1, target[non_pad].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # [M]
+        token_lprobs = torch.zeros(target.shape, dtype=picked.dtype, device=device).masked_scatter(non_pad, picked)
         if self.ignore_prefix_size > 0:
             token_lprobs = token_lprobs[:, self.ignore_prefix_size :]
             target = target[:, self.ignore_prefix_size :]

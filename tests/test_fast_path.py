@@ -153,3 +153,39 @@ def test_incremental_decoding_of_grouped_rows_equals_full_forward(ref, model):
                  for t in range(prev.size(1))]
     assert encoder_out["encoder_out"][0].size(1) == 2  # one encoding per source, not per row
     assert relative_error(torch.cat(steps, dim=1), full) < 1e-5
+
+
+def tied_projection_loss_and_grads(model, net_input, prev, projection):
+    """A weighted log-softmax loss of the decoder's logits from `projection(features, tied weight)`,
+    and the gradients of every parameter (the tied embedding collects encoder, decoder and output uses)."""
+    model.zero_grad(set_to_none=True)
+    features, _ = model(prev_output_tokens=prev, features_only=True, **net_input)
+    logits = projection(features, model.decoder.output_projection.weight)
+    lprobs = torch.log_softmax(logits.float(), dim=-1)
+    weights = torch.linspace(0.5, 1.5, prev.numel()).view(prev.shape)
+    loss = -(lprobs.gather(-1, prev.roll(-1, 1).unsqueeze(-1)).squeeze(-1) * weights).sum()
+    loss.backward()
+    return logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16_autocast"])
+def test_vocabulary_projection_equals_linear_with_gradients(ref, autocast):
+    """The decoder's output layer computes what F.linear does, forward and backward, also under
+    autocast (bf16 on the CPU: logits in bf16, fp32 gradients of the fp32 parameters)."""
+    model = build_reference_model(ref, **NO_DROPOUT).train()
+    net_input = {key: ref["inputs"][key] for key in ENCODER_INPUTS}
+    prev = torch.randint(4, 200, (net_input["src_tokens"].size(0), 6), generator=torch.Generator().manual_seed(0))
+    prev[:, 0] = 0
+    results = {}
+    for name, projection in (("output_layer", lambda features, weight: model.decoder.output_layer(features)),
+                             ("linear", torch.nn.functional.linear)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            results[name] = tied_projection_loss_and_grads(model, net_input, prev, projection)
+    (logits, loss, grads), (expected_logits, expected_loss, expected_grads) = results["output_layer"], results["linear"]
+    assert logits.dtype == expected_logits.dtype == (torch.bfloat16 if autocast else torch.float32)
+    assert torch.equal(logits, expected_logits)
+    assert relative_error(loss, expected_loss) < 1e-6
+    assert set(grads) == set(expected_grads) and "encoder.embed_tokens.weight" in grads  # the tied matrix
+    for name, expected in expected_grads.items():
+        assert grads[name].dtype == torch.float32
+        assert relative_error(grads[name], expected) < 1e-6, name

@@ -186,6 +186,54 @@ def test_scst_log_probs_are_normalised_over_the_generators_ids(demo_data, constr
     assert task.constraint_range == allowed
 
 
+@pytest.mark.parametrize("constraint", [None, "none"])
+def test_teacher_forced_loss_and_gradients_equal_the_full_log_softmax(demo_data, constraint):
+    """The SCST loss from the non-pad positions' logits (log p = logit - logsumexp) equals, with every
+    gradient (relative-position tables and ResNet included), the straightforward loss from the fp32
+    log-softmax of all positions' logits over the allowed ids."""
+    extra = [] if constraint is None else ["--constraint-range", constraint]
+    task, model, criterion = build_task_and_criterion(demo_data, *extra)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)
+    eos, pad = task.target_dictionary.eos(), task.target_dictionary.pad()
+    hyps = [[torch.tensor([10, 11, eos]), torch.tensor([12, eos]), torch.tensor([10, 12, 13, 14, eos])],
+            [torch.tensor([14, eos]), torch.tensor([15, 16, eos]), torch.tensor([eos])]]  # padded rows
+    advantages = torch.tensor([0.7, 0.2, 1.1, 0.4, 0.9, 0.3])
+
+    def loss_and_grads(token_lprobs_and_target):
+        model.zero_grad(set_to_none=True)
+        token_lprobs, target = token_lprobs_and_target()
+        loss = -(token_lprobs * advantages[:, None] * target.ne(pad)).sum()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    def full_log_softmax():
+        target = torch.full((6, 5), pad)
+        prev = torch.full((6, 5), pad)
+        for i, tokens in enumerate(t for image in hyps for t in image):
+            target[i, : len(tokens)] = tokens
+            prev[i, 0] = task.target_dictionary.bos()
+            prev[i, 1 : len(tokens)] = tokens[:-1]
+        net_input = {key: sample["net_input"][key] for key in ("src_tokens", "src_lengths", "patch_images", "patch_masks")}
+        model.train()
+        logits, _ = model(prev_output_tokens=prev, rows_per_source=3, **net_input)
+        lprobs = torch.log_softmax(mask_outside_range(logits.float(), task.constraint_range), dim=-1)
+        return lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1), target
+
+    loss, grads = loss_and_grads(lambda: criterion.teacher_forced_lprobs(model, sample, hyps))
+    expected_loss, expected_grads = loss_and_grads(full_log_softmax)
+    assert abs(loss - expected_loss) / abs(expected_loss) < 1e-5
+    assert set(grads) == set(expected_grads)
+    for name in ("encoder.token_rel_pos_table_list.0.weight", "decoder.token_rel_pos_table_list.0.weight",
+                 "encoder.embed_images.conv1.weight", "encoder.embed_tokens.weight"):  # the last: the tied matrix
+        assert expected_grads[name].abs().max() > 0, name
+    floor = 1e-3 * max(g.abs().max().item() for g in expected_grads.values())  # as in test_fast_path
+    errors = {n: (grads[n] - g).abs().max().item() / max(g.abs().max().item(), floor) for n, g in expected_grads.items()}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-4, (worst, errors[worst])
+
+
 def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
     """With --keep-case --keep-punctuation the df (ofa-sic cider-df), the SCST reward text and the
     validation references all keep case and punctuation, as the training targets do."""

@@ -35,6 +35,7 @@ from ofa_sic.models.position import (
     relative_bias,
     relative_tables,
 )
+from ofa_sic.models.vocabulary_projection import project_onto_vocabulary
 
 
 def decoder_image_position_idx(code_image_size: int, image_bucket_size: int) -> Tensor:
@@ -224,8 +225,9 @@ class OFADecoder(FairseqIncrementalDecoder):
         self.set_incremental_state(incremental_state, "rows", {"rows_per_source": rows_per_source})
 
     def output_layer(self, features: Tensor) -> Tensor:
-        """features [B, T, C] -> logits [B, T, V]."""
-        return self.output_projection(features)
+        """features [..., C] -> logits [..., V] (the gradient of the tied embedding is summed in place,
+        see `vocabulary_projection`)."""
+        return project_onto_vocabulary(features, self.output_projection.weight)
 
     def max_positions(self):
         return self.max_target_positions
