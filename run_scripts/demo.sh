@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The demo, end to end on a CPU: install, synthetic PCap-format data (5 captions per training image),
-# prepare-pcap, stage-1 (CE) training of ofa_demo, stage-2 SCST from the stage-1 checkpoint (beams with
-# the leave-one-out baseline, each rewarded against all 5 captions of its image; the recipe of
-# benchmarks/scst_study.sh, see BENCHMARKS.md), an evaluation report after each stage
+# The demo, end to end on a CPU: install, synthetic PCap-format data (one caption per training image, as
+# PCap), prepare-pcap, stage-1 (CE) training of ofa_demo, stage-2 SCST from the stage-1 checkpoint (beams
+# with the leave-one-out baseline; the recipe of benchmarks/scst_study.sh, see BENCHMARKS.md), an
+# evaluation report after each stage
 # (per style, style accuracy and diversity, a gallery, and how often the captions state each image's
 # colour, shape, count and background; for SCST also 5 styles per image), the paired bootstrap of SCST
 # against CE on the 500 test images, and the training curves. Everything goes under $DEMO_DIR (default
@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DEMO_DIR=${DEMO_DIR:-demo_out}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-16}
 N_TEST=${N_TEST:-500}
-TRAIN_REFERENCES=${TRAIN_REFERENCES:-5}
+TRAIN_REFERENCES=${TRAIN_REFERENCES:-1}
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
 SCST_UPDATES=${SCST_UPDATES:-150}
