@@ -27,24 +27,16 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
+from ofa_sic.data.caption_dataset import rows_by_image
 from ofa_sic.evaluation.content_accuracy import ATTRIBUTES, stated_attributes
 from ofa_sic.generation.captioner import Captioner
 from ofa_sic.generation.options import GenerationOptions
-
-ENCODER_INPUTS = ("src_tokens", "src_lengths", "patch_images", "patch_masks")
+from ofa_sic.models.encoder import ENCODER_INPUTS
 
 
 def one_row_per_image(dataset, limit: int) -> List[int]:
-    """Indices of the first row of each distinct image, at most `limit` of them."""
-    seen, rows = set(), []
-    for index in range(len(dataset)):
-        image_id = dataset.row(index)["image_id"]
-        if image_id not in seen:
-            seen.add(image_id)
-            rows.append(index)
-            if len(rows) == limit:
-                break
-    return rows
+    """Indices of the first row of each distinct image (each demo image has one style), at most `limit`."""
+    return [rows[0] for rows in rows_by_image(dataset.rows)[:limit]]
 
 
 def batches(task, model, dataset, rows: List[int], size: int):

@@ -49,12 +49,11 @@ from omegaconf import II
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
 from ofa_sic.metrics.cider_d import CiderD
+from ofa_sic.models.encoder import ENCODER_INPUTS
 
 logger = logging.getLogger(__name__)
 
 BASELINES = ChoiceEnum(["loo", "greedy", "mean"])
-#: the net_input entries the encoder reads
-ENCODER_INPUTS = ("src_tokens", "src_lengths", "patch_images", "patch_masks")
 
 
 @dataclass

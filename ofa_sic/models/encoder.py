@@ -33,6 +33,10 @@ from ofa_sic.models.position import (
 from ofa_sic.models.resnet import BLOCKS_PER_LAYER, ResNet, make_norm_layer
 
 
+#: The net_input entries `OFAEncoder.forward` reads (a batch's other entries belong to the decoder).
+ENCODER_INPUTS = ("src_tokens", "src_lengths", "patch_images", "patch_masks")
+
+
 class OFAEncoder(FairseqEncoder):
     def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
         super().__init__(dictionary)
