@@ -46,7 +46,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
-from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
+from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
 from ofa_sic.metrics.cider_d import CiderD
 from ofa_sic.models.encoder import ENCODER_INPUTS
@@ -142,9 +142,9 @@ class ScstRewardCriterion(FairseqCriterion):
     # ---- pieces -------------------------------------------------------------------------------
 
     def references(self, sample) -> List[List[str]]:
-        """Reference captions per image, decoded from the `&&`-joined targets."""
-        pad = self.padding_idx
-        return [self.task.decode(row[row.ne(pad)]).split(REFERENCE_SEPARATOR) for row in sample["target"]]
+        """Reference captions per image: the cleaned captions the sample carries (all of its image's
+        training captions under --scst)."""
+        return sample["references"]
 
     def generate(self, model, sample, generator, encoder_out=None):
         """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K.

@@ -60,8 +60,10 @@ class StyleCaptionDataset(FairseqDataset):
         shuffle: bool,
         seed: int = 1,
         one_example_per_image: bool = False,
+        split: str = "train",
     ):
         self.path = path
+        self.split = split
         self.rows = IndexedTSV(path, num_columns=len(COLUMNS))
         self.codec = codec
         self.prompt = prompt
@@ -142,11 +144,14 @@ class StyleCaptionDataset(FairseqDataset):
             "patch_image": patch_image,
             "patch_mask": torch.tensor([True]),
             **self.decoder_sequences(self.caption_ids(row, index)),
+            "references": self.cleaner.references(row["captions"]),
         }
 
     def collater(self, samples: List[Dict]) -> Dict:
         """Batch: id [B] (np), net_input {src_tokens [B, L], src_lengths [B], patch_images [B, 3, S, S],
-        patch_masks [B], prev_output_tokens [B, T]}, target [B, T], ntokens, nsentences."""
+        patch_masks [B], prev_output_tokens [B, T]}, target [B, T], ntokens, nsentences, references (per row,
+        its cleaned reference captions: what validation CIDEr-D and the SCST reward score against) and
+        split (the subset's name, whose document frequencies validation CIDEr-D uses)."""
         if not samples:
             return {}
         src_tokens = collate_tokens([s["source"] for s in samples], self.pad)
@@ -163,6 +168,8 @@ class StyleCaptionDataset(FairseqDataset):
                 "prev_output_tokens": collate_tokens([s["prev_output_tokens"] for s in samples], self.pad),
             },
             "target": target,
+            "references": [s["references"] for s in samples],
+            "split": self.split,
         }
 
     def num_tokens(self, index: int) -> int:

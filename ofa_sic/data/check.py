@@ -52,8 +52,10 @@ class DataCheckError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def check_split(path: str, styles: StyleVocabulary, multiple_references: bool) -> List[DataProblem]:
-    """Every problem of the TSV file at `path`; `multiple_references` for valid/test (and SCST) rows."""
+def check_split(path: str, styles: StyleVocabulary, multiple_references: bool,
+                styles_origin: str = "styles.txt") -> List[DataProblem]:
+    """Every problem of the TSV file at `path`; `multiple_references` for valid/test (and SCST) rows;
+    `styles_origin` says where `styles` come from (the data's styles.txt or a checkpoint)."""
     rows = IndexedTSV(path, num_columns=len(COLUMNS))
     problems: List[DataProblem] = []
     for index in range(len(rows)):
@@ -81,7 +83,7 @@ def check_split(path: str, styles: StyleVocabulary, multiple_references: bool) -
         try:
             styles.index(style)
         except UnknownStyleError as error:
-            report(f"{error} (styles.txt)")
+            report(f"{error} ({styles_origin})")
         parts = captions.split(REFERENCE_SEPARATOR)
         if not multiple_references and len(parts) > 1:
             report(f"{len(parts)} references in a training row; cross-entropy training takes one caption per row")

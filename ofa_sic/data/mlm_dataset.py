@@ -202,6 +202,7 @@ class CaptionMLMDataset(FairseqDataset):
             "patch_image": patch_image,
             "patch_mask": patch_mask,
             **base.decoder_sequences(caption),
+            "references": base.cleaner.references(row["captions"]),
             "is_mlm": True,
         }
 

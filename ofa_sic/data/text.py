@@ -3,6 +3,8 @@
 Dictionary symbols of BPE tokens are the decimal GPT-2 ids ("99" = "Ġwhat"); the symbols after them
 (`<mask>`, `<code_i>`, `<bin_i>`) are not text and are never produced by BPE encoding.
 """
+import hashlib
+import json
 import os
 import string
 from typing import List, Optional, Sequence
@@ -23,6 +25,24 @@ def bpe_file(bpe_dir: str, name: str) -> str:
             "(OFA's utils/BPE, or the demo's bpe/ from `ofa-sic demo-data`)"
         )
     return path
+
+
+def bpe_fingerprint(bpe_dir: str) -> str:
+    """SHA-256 (hex) of what a BPE folder means: the BPE string of every dict.txt symbol, in dictionary
+    order, then the merges of vocab.bpe. Formatting (JSON layout, line endings, dict.txt counts) and
+    the numbering of encoder.json do not change it, so a converter's rewritten folder keeps it."""
+    with open(bpe_file(bpe_dir, "encoder.json"), encoding="utf-8") as f:
+        strings = {str(index): token for token, index in json.load(f).items()}
+    digest = hashlib.sha256()
+    for symbol in Dictionary.load(bpe_file(bpe_dir, "dict.txt")).symbols:
+        digest.update(strings.get(symbol, symbol).encode("utf-8") + b"\n")
+    digest.update(b"merges\n")
+    with open(bpe_file(bpe_dir, "vocab.bpe"), encoding="utf-8") as f:
+        for line in f:
+            merge = line.strip()
+            if merge and not merge.startswith("#version"):
+                digest.update(merge.encode("utf-8") + b"\n")
+    return digest.hexdigest()
 
 
 def build_ofa_dictionary(bpe_dir: str, code_dict_size: int, num_bins: int) -> Dictionary:

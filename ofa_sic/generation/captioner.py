@@ -43,7 +43,8 @@ class Captioner:
         for flag, folder in (("--data", data), ("--bpe-dir", bpe_dir)):
             if folder is not None and not os.path.isdir(folder):
                 raise FileNotFoundError(f"{flag} {folder} is not a folder")
-        overrides = {"eval_cider": False}  # no validation scorer (it would read valid.tsv)
+        # No validation scorer; the task reads the inputs the checkpoint records (ofa_sic.tasks.input_contract).
+        overrides = {"eval_cider": False, "checkpoint_path": path}
         if data is not None:
             overrides["data"] = data
         if bpe_dir is not None:
@@ -72,7 +73,8 @@ class Captioner:
 
     @property
     def styles(self):
-        """The checkpoint's StyleVocabulary (the task's styles.txt)."""
+        """The checkpoint's StyleVocabulary (the styles it records; for a checkpoint from before the record,
+        the data's styles.txt)."""
         return self.task.styles
 
     def caption_batch(self, sample: dict) -> List[str]:

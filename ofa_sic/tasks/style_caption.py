@@ -26,15 +26,16 @@ from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMP
 from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
-from ofa_sic.data.text import CaptionCleaner, TextCodec, build_ofa_dictionary
+from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary
 from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON
 from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples, split_path
-from ofa_sic.tasks.trained_settings import adopt_trained_settings, read_saved_task_config, training_start_checkpoint
+from ofa_sic.tasks.input_contract import (CONTRACT_KEY, DEFAULT_PROMPT, DEFAULT_SETTINGS, InputContractError,
+                                          RecordedInputs, check_bpe, contract_record, legacy_prompt_template,
+                                          read_recorded_inputs, recorded_from_task_state, resolve_settings,
+                                          source_checkpoint, warn_legacy)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PROMPT = " what does the image describe? write a {} reply."
 
 
 @dataclass
@@ -45,15 +46,20 @@ class StyleCaptionConfig(FairseqDataclass):
     max_tgt_length: int = field(default=30, metadata={"help": "training captions are cut to this many words"})
     code_dict_size: int = field(default=8192, metadata={"help": "number of <code_i> symbols (style i uses <code_i>)"})
     num_bins: int = field(default=1000, metadata={"help": "number of <bin_i> symbols (kept for OFA's dictionary layout)"})
-    patch_image_size: int = field(default=480, metadata={"help": "images are resized to this square size"})
-    imagenet_default_mean_and_std: bool = field(default=False, metadata={"help": "normalise with ImageNet mean/std instead of 0.5/0.5"})
-    prompt_template: str = field(
-        default=DEFAULT_PROMPT,
-        metadata={"help": 'prompt with one {} for the style, or none for a style-free prompt (e.g. OFA\'s " what does the image describe?")'},
+    # The settings a checkpoint fixes (ofa_sic.tasks.input_contract): None = not given, i.e. the
+    # checkpoint's value when the command starts from one, else the default named in the help.
+    patch_image_size: Optional[int] = field(default=None, metadata={"help": "images are resized to this square size (default 480)"})
+    imagenet_default_mean_and_std: Optional[bool] = field(
+        default=None, metadata={"help": "normalise with ImageNet mean/std instead of 0.5/0.5"})
+    prompt_template: Optional[str] = field(
+        default=None,
+        metadata={"help": "prompt with one {} for the style, or none for a style-free prompt (e.g. OFA's "
+                          f"\" what does the image describe?\"); default {DEFAULT_PROMPT!r}"},
     )
-    style_format: str = field(default="token", metadata={"help": f"how the style enters the prompt: {' or '.join(STYLE_FORMATS)}"})
-    keep_punctuation: bool = field(default=False, metadata={"help": "keep punctuation in captions (OFA strips it)"})
-    keep_case: bool = field(default=False, metadata={"help": "keep upper case in captions (default: lowercase)"})
+    style_format: Optional[str] = field(
+        default=None, metadata={"help": f"how the style enters the prompt: {' or '.join(STYLE_FORMATS)} (default token)"})
+    keep_punctuation: Optional[bool] = field(default=None, metadata={"help": "keep punctuation in captions (OFA strips it)"})
+    keep_case: Optional[bool] = field(default=None, metadata={"help": "keep upper case in captions (default: lowercase)"})
     constraint_range: Optional[str] = field(
         default=None,
         metadata={"help": 'ids "start,end" that generation (test, validation, SCST hypotheses) and the SCST '
@@ -61,7 +67,8 @@ class StyleCaptionConfig(FairseqDataclass):
     )
     eval_cider: bool = field(default=False, metadata={"help": "score CIDEr-D on the validation set"})
     eval_cider_cached_tokens: Optional[str] = field(
-        default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: built from the valid references"}
+        default=None, metadata={"help": "document-frequency pickle for validation CIDEr-D; default: each validation "
+                                        "subset's own, built from its references"}
     )
     eval_args: str = field(default=OFA_CAPTION_GENERATION_JSON, metadata={"help": "JSON generation options for validation"})
     mlm_ratio: float = field(default=0.0, metadata={"help": "style-token masked-LM examples per training caption (0 = off; fractions allowed)"})
@@ -71,7 +78,12 @@ class StyleCaptionConfig(FairseqDataclass):
     mlm_poisson_lambda: float = field(default=3.0, metadata={"help": "mean span length in words (Poisson)"})
     mlm_random_ratio: float = field(default=0.0, metadata={"help": "share of masked spans replaced by a random token instead of <mask>"})
     mlm_replace_length: int = field(default=1, metadata={"help": "1: span -> one <mask>; 0: delete the span; -1: mask every token"})
-    scst: bool = field(default=False, metadata={"help": "build the scst_generator for self-critical training (stage 2)"})
+    scst: bool = field(
+        default=False,
+        metadata={"help": "stage 2, self-critical training (with --criterion scst_reward_criterion): a training example "
+                          "is an image (the train.tsv rows sharing its image_id and style), rewarded against all their "
+                          "captions; no MLM examples; the task builds the hypothesis generator of --scst-args"},
+    )
     scst_args: str = field(
         default=OFA_CAPTION_GENERATION_JSON,
         metadata={"help": "JSON generation options of the SCST hypotheses (beam search or sampling)"},
@@ -79,7 +91,7 @@ class StyleCaptionConfig(FairseqDataclass):
     eval_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis and its references per validation batch"})
     seed: int = II("common.seed")
     amp: bool = II("common.amp")
-    # Where a trained model comes from, to take its training settings (ofa_sic.tasks.trained_settings).
+    # Where a trained model comes from, to use the inputs it records (ofa_sic.tasks.input_contract).
     restore_file: Optional[str] = II("checkpoint.restore_file")
     finetune_from_model: Optional[str] = II("checkpoint.finetune_from_model")
     save_dir: str = II("checkpoint.save_dir")
@@ -90,22 +102,39 @@ class StyleCaptionConfig(FairseqDataclass):
 class StyleCaptionTask(FairseqTask):
     cfg: StyleCaptionConfig
 
-    def __init__(self, cfg: StyleCaptionConfig, dictionary, styles: StyleVocabulary):
+    def __init__(self, cfg: StyleCaptionConfig, recorded: Optional[RecordedInputs] = None):
+        """`recorded`: what the checkpoint the command starts from says about its inputs (None: no checkpoint
+        known yet; fairseq-validate hands it over through `load_state_dict`)."""
         super().__init__(cfg)
-        self.dictionary = dictionary
-        self.styles = styles
-        self.codec = TextCodec(cfg.bpe_dir, dictionary)
-        self.build_from_settings()
-        self.text_range = (4, dictionary.index("<mask>"))
+        if not cfg.bpe_dir:
+            raise ValueError("--bpe-dir is required (a directory with encoder.json, vocab.bpe, dict.txt)")
+        self.dictionary = build_ofa_dictionary(cfg.bpe_dir, cfg.code_dict_size, cfg.num_bins)
+        self.codec = TextCodec(cfg.bpe_dir, self.dictionary)
+        self.bpe_fingerprint = bpe_fingerprint(cfg.bpe_dir)
+        self.use_inputs_of(recorded)
+        logger.info("dictionary: %d symbols; %d styles", len(self.dictionary), len(self.styles))
+        self.text_range = (4, self.dictionary.index("<mask>"))
         self.constraint_range = self.parse_constraint_range()
         self.sequence_generator = None
         self.scst_generator = None
-        self.cider_scorer = None
+        self.cider_scorers = {}
 
-    def build_from_settings(self):
-        """The prompt, the caption cleaning and the image normalisation of the current settings (again
-        after adopting a checkpoint's)."""
+    @classmethod
+    def setup_task(cls, cfg: StyleCaptionConfig, **kwargs):
+        source = source_checkpoint(cfg)
+        return cls(cfg, read_recorded_inputs(source) if source else None)
+
+    # ---- the inputs: settings, styles and BPE, as a checkpoint records them ------------------------
+
+    def use_inputs_of(self, recorded: Optional[RecordedInputs]) -> None:
+        """Resolve the settings against `recorded` (ofa_sic.tasks.input_contract), check the BPE, take the
+        style vocabulary, and build the prompt, caption cleaning and image normalisation from them."""
         cfg = self.cfg
+        self.recorded_inputs = recorded
+        resolve_settings(cfg, recorded)
+        if recorded is not None:
+            check_bpe(recorded, cfg.bpe_dir, self.bpe_fingerprint)
+        self.styles = self.style_vocabulary(recorded)
         self.prompt = StylePrompt(cfg.prompt_template, cfg.style_format, self.styles, self.codec)
         longest = max(len(self.prompt.token_ids(name)) for name in self.styles.names)
         if longest > cfg.max_src_length:
@@ -113,31 +142,64 @@ class StyleCaptionTask(FairseqTask):
         self.cleaner = CaptionCleaner(cfg.keep_punctuation, cfg.keep_case)
         self.image_normalizer = ImageNormalizer(cfg.imagenet_default_mean_and_std)
 
-    def adopt_trained_settings(self, saved_task_cfg, checkpoint: str) -> None:
-        """Use the image and text settings `checkpoint` was trained with, where the command line left
-        them at their defaults (ofa_sic.tasks.trained_settings)."""
-        if adopt_trained_settings(self.cfg, StyleCaptionConfig, saved_task_cfg, checkpoint):
-            self.build_from_settings()
-
-    @classmethod
-    def setup_task(cls, cfg: StyleCaptionConfig, **kwargs):
-        if not cfg.data or not os.path.isdir(cfg.data):
-            raise ValueError(f"DATA must be a directory prepared by `ofa-sic prepare-pcap`, got {cfg.data!r}")
-        if not cfg.bpe_dir:
-            raise ValueError("--bpe-dir is required (a directory with encoder.json, vocab.bpe, dict.txt)")
-        styles_path = os.path.join(cfg.data, "styles.txt")
-        if not os.path.exists(styles_path):
+    def style_vocabulary(self, recorded: Optional[RecordedInputs]) -> StyleVocabulary:
+        """The checkpoint's styles when it records them (the data's styles.txt must name no other style),
+        else the data's styles.txt."""
+        cfg = self.cfg
+        styles_path = os.path.join(cfg.data, "styles.txt") if cfg.data else None
+        has_styles_file = styles_path is not None and os.path.isfile(styles_path)
+        if recorded is not None and recorded.has_contract:
+            styles = StyleVocabulary(recorded.styles)
+            if has_styles_file:
+                self.check_data_styles(StyleVocabulary.load(styles_path), styles, styles_path, recorded.source)
+        elif not has_styles_file:
+            if not cfg.data or not os.path.isdir(cfg.data):
+                raise ValueError(f"DATA must be a directory prepared by `ofa-sic prepare-pcap`, got {cfg.data!r}")
             raise FileNotFoundError(f"{styles_path} not found; `ofa-sic prepare-pcap` writes it beside the TSV files")
-        styles = StyleVocabulary.load(styles_path)
+        else:
+            styles = StyleVocabulary.load(styles_path)
+            if recorded is not None and recorded.legacy_template is not None:
+                warn_legacy(recorded, styles_path)
         if len(styles) > cfg.code_dict_size:
             raise ValueError(f"{len(styles)} styles need as many <code_i> symbols; raise --code-dict-size (now {cfg.code_dict_size})")
-        dictionary = build_ofa_dictionary(cfg.bpe_dir, cfg.code_dict_size, cfg.num_bins)
-        logger.info("dictionary: %d symbols; %d styles", len(dictionary), len(styles))
-        task = cls(cfg, dictionary, styles)
-        start = training_start_checkpoint(cfg)
-        if start is not None:  # e.g. SCST from a stage-1 checkpoint: train with its settings
-            task.adopt_trained_settings(read_saved_task_config(start), start)
-        return task
+        return styles
+
+    @staticmethod
+    def check_data_styles(data_styles: StyleVocabulary, styles: StyleVocabulary, styles_path: str, source: str) -> None:
+        """Refuse a styles.txt naming a style the checkpoint was not trained on; log when only the order differs."""
+        unknown = [name for name in data_styles.names if name not in styles]
+        if unknown:
+            raise InputContractError(
+                f"{styles_path} lists {len(unknown)} style(s) that {source} was not trained on: "
+                f"{', '.join(map(repr, unknown[:10]))}{' ...' if len(unknown) > 10 else ''}. Its styles are "
+                f"{', '.join(map(repr, styles.names[:10]))}{' ...' if len(styles) > 10 else ''} "
+                f"({len(styles)}); use data in those styles, or train a model that knows them")
+        if [styles.canonical(name) for name in data_styles.names] != styles.names[: len(data_styles)]:
+            logger.info("%s lists the styles in another order than %s was trained with: style names are mapped "
+                        "through the checkpoint's own list", styles_path, source)
+
+    def state_dict(self):
+        """The task state fairseq stores in every checkpoint: the input record (ofa_sic.tasks.input_contract)."""
+        settings = {name: getattr(self.cfg, name) for name in DEFAULT_SETTINGS}
+        return {CONTRACT_KEY: contract_record(self.styles.names, settings, self.bpe_fingerprint)}
+
+    def load_state_dict(self, state_dict):
+        """fairseq hands over the task state of each checkpoint it loads a model from. A task set up from
+        that checkpoint already used its record (an ensemble's members must record the same); a task set up
+        from a checkpoint's own config (fairseq-validate) takes the record here."""
+        source = self.cfg.checkpoint_path or "the loaded checkpoint"
+        recorded = recorded_from_task_state(state_dict, source)
+        if self.recorded_inputs is not None:
+            if recorded is not None and self.recorded_inputs.has_contract and not recorded.same_contract(self.recorded_inputs):
+                raise InputContractError(f"the checkpoints of {source} record different inputs (styles, prompt, image "
+                                         "or cleaning settings, or BPE); an ensemble needs models trained on the same")
+            return
+        if recorded is None:  # a style_caption checkpoint from before the record: its config holds its settings
+            settings = {name: getattr(self.cfg, name) for name in DEFAULT_SETTINGS}
+            template = settings["prompt_template"]
+            settings["prompt_template"] = legacy_prompt_template(template, settings["style_format"])
+            recorded = RecordedInputs(source, settings, legacy_template=template)
+        self.use_inputs_of(recorded)
 
     @property
     def source_dictionary(self):
@@ -153,15 +215,16 @@ class StyleCaptionTask(FairseqTask):
     def split_path(self, split: str) -> str:
         return split_path(self.cfg.data, split)
 
-    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, task_cfg=None, **kwargs):
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         """The split's dataset, after `ofa_sic.data.check` found no problem in its rows (DataCheckError lists them).
 
-        fairseq-generate hands over the checkpoint's task config as `task_cfg`: its settings apply.
-        """
-        if task_cfg is not None:
-            self.adopt_trained_settings(task_cfg, self.cfg.checkpoint_path or "the checkpoint")
+        fairseq-generate and fairseq-validate also pass the checkpoint's task config (`task_cfg`): its
+        settings were already resolved when the task was set up (ofa_sic.tasks.input_contract)."""
         is_train = split == "train"
-        problems = check_split(self.split_path(split), self.styles, multiple_references=not is_train or self.cfg.scst)
+        styles_origin = "styles.txt" if self.recorded_inputs is None or not self.recorded_inputs.has_contract \
+            else f"the styles {self.recorded_inputs.source} was trained on"
+        problems = check_split(self.split_path(split), self.styles, multiple_references=not is_train or self.cfg.scst,
+                               styles_origin=styles_origin)
         if problems:
             raise DataCheckError(problems)
         dataset = StyleCaptionDataset(
@@ -175,6 +238,7 @@ class StyleCaptionTask(FairseqTask):
             shuffle=is_train,
             seed=self.cfg.seed,
             one_example_per_image=is_train and self.cfg.scst,
+            split=split,
         )
         if dataset.groups is None:
             logger.info("%s: %d rows from %s", split, len(dataset), dataset.path)
@@ -224,7 +288,6 @@ class StyleCaptionTask(FairseqTask):
         model = super().build_model(cfg, from_checkpoint)
         if self.cfg.eval_cider:
             self.sequence_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
-            self.cider_scorer = self.build_cider_scorer()
         if self.cfg.scst:
             self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
         return model
@@ -288,18 +351,21 @@ class StyleCaptionTask(FairseqTask):
             optimizer.backward(loss)
         return loss, sample_size, logging_output
 
-    def build_cider_scorer(self):
+    def cider_scorer(self, split: str):
+        """The CIDEr-D scorer of validation subset `split`: --eval-cider-cached-tokens if given (one file for
+        all subsets), else document frequencies from the subset's own references (built once)."""
         from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
 
-        if self.cfg.eval_cider_cached_tokens:
-            scorer = CiderD(df=self.cfg.eval_cider_cached_tokens)
-            self.cleaner.check_recorded(scorer.cleaning, f"--eval-cider-cached-tokens {self.cfg.eval_cider_cached_tokens}")
-            return scorer
-        if "valid" not in self.datasets:
-            self.load_dataset("valid")
-        dataset = self.datasets["valid"]
-        references = [dataset.references(i) for i in range(len(dataset))]
-        return CiderD(df=build_document_frequency(references, self.cleaner.settings()))
+        if split not in self.cider_scorers:
+            if self.cfg.eval_cider_cached_tokens:
+                scorer = CiderD(df=self.cfg.eval_cider_cached_tokens)
+                self.cleaner.check_recorded(scorer.cleaning, f"--eval-cider-cached-tokens {self.cfg.eval_cider_cached_tokens}")
+            else:
+                dataset = self.datasets[split]
+                references = [dataset.references(i) for i in range(len(dataset))]
+                scorer = CiderD(df=build_document_frequency(references, self.cleaner.settings()))
+            self.cider_scorers[split] = scorer
+        return self.cider_scorers[split]
 
     def valid_step(self, sample, model, criterion):
         """fairseq's valid step (under autocast with --amp), plus CIDEr-D with --eval-cider."""
@@ -315,7 +381,6 @@ class StyleCaptionTask(FairseqTask):
     def _valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.cfg.eval_cider and sample:
-            model.eval()
             scores, hypotheses = self.score_cider(model, sample)
             logging_output["_cider_score_sum"] = float(sum(scores))
             logging_output["_cider_cnt"] = len(scores)
@@ -324,18 +389,14 @@ class StyleCaptionTask(FairseqTask):
         return loss, sample_size, logging_output
 
     def score_cider(self, model, sample):
-        """CIDEr-D (x1, as OFA logs it) of the top beam of every row of `sample`."""
+        """CIDEr-D (x1, as OFA logs it) of the top beam of every row of `sample`, against the references the
+        sample carries, with the document frequencies of the subset it comes from (`sample["split"]`)."""
         with torch.no_grad():
             output = self.inference_step(self.sequence_generator, [model], sample)
-        dataset = self.datasets["valid"]
-        gts, res = {}, []
-        hypotheses = []
-        for i, row_id in enumerate(sample["id"].tolist()):
-            hypothesis = self.cleaner(self.decode(output[i][0]["tokens"]))
-            hypotheses.append(hypothesis)
-            gts[i] = dataset.references(row_id)
-            res.append({"image_id": i, "caption": [hypothesis]})
-        _, scores = self.cider_scorer.compute_score(gts, res)
+        hypotheses = [self.cleaner(self.decode(beams[0]["tokens"])) for beams in output]
+        gts = dict(enumerate(sample["references"]))
+        res = [{"image_id": i, "caption": [hypothesis]} for i, hypothesis in enumerate(hypotheses)]
+        _, scores = self.cider_scorer(sample["split"]).compute_score(gts, res)
         return list(scores), hypotheses
 
     def reduce_metrics(self, logging_outputs, criterion):
