@@ -73,7 +73,6 @@ class ScstRewardCriterionConfig(FairseqDataclass):
         metadata={"help": "with the loo or mean baseline, also decode greedily and log greedy_score every N updates "
                           "(0: never; the greedy baseline logs it every update)"},
     )
-    ignore_prefix_size: int = field(default=0, metadata={"help": "ignore the first N tokens of every hypothesis"})
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
@@ -133,8 +132,7 @@ def hypothesis_diagnostics(hypotheses: List[List[torch.Tensor]], greedy_scores: 
 
 @register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
 class ScstRewardCriterion(FairseqCriterion):
-    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, ignore_prefix_size=0,
-                 sentence_avg=False):
+    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, sentence_avg=False):
         super().__init__(task)
         if not getattr(task.cfg, "scst", False):
             raise ValueError("scst_reward_criterion needs --scst (and --scst-args) so that the task builds its scst_generator")
@@ -152,7 +150,6 @@ class ScstRewardCriterion(FairseqCriterion):
         if scst_greedy_every < 0:
             raise ValueError(f"--scst-greedy-every must be 0 (never) or a number of updates, got {scst_greedy_every}")
         self.greedy_every = scst_greedy_every
-        self.ignore_prefix_size = ignore_prefix_size
         self.sentence_avg = sentence_avg
         self._greedy_generator = None
         self._reports_encoding = True
@@ -238,9 +235,6 @@ class ScstRewardCriterion(FairseqCriterion):
         logits = mask_outside_range(logits, self.task.constraint_range)
         picked = logits.gather(-1, target[non_pad].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # [M]
         token_lprobs = torch.zeros(target.shape, dtype=picked.dtype, device=device).masked_scatter(non_pad, picked)
-        if self.ignore_prefix_size > 0:
-            token_lprobs = token_lprobs[:, self.ignore_prefix_size :]
-            target = target[:, self.ignore_prefix_size :]
         return token_lprobs, target
 
     # ---- the loss -----------------------------------------------------------------------------
