@@ -244,6 +244,7 @@ class Worker:
             loss = -lprobs.gather(-1, self.target.unsqueeze(-1)).sum()
             result = {}
         else:
+            model.train()  # as fairseq's train step: the criterion trains in the mode it is given
             loss, _, log = self.criterion(model, self.scst_sample)
             result = {"score": log["score"], "loss_scale": self.scst_loss_scale()}
         loss.backward()

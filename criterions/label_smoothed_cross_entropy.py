@@ -1,14 +1,26 @@
-"""`--criterion adjust_label_smoothed_cross_entropy`: OFA's caption loss.
+"""`--criterion adjust_label_smoothed_cross_entropy`: OFA's caption loss, plus the style-token masked-LM rows.
 
 Per target token (padding removed): loss = (1 - eps - eps_i) * nll + eps_i * sum_v(-log p_v), with
-eps_i = eps / (V - 1) over the whole vocabulary. With `--drop-worst-ratio r`, once
-`update_num > --drop-worst-after`, only the int(N * (1 - r)) smallest token losses of the batch are
-kept (per token, as OFA does); `sample_size` is the number of kept tokens.
+eps_i = eps / (V - 1) over the whole vocabulary.
 
-Batches that mix captioning with style-token masked-LM examples (`sample["is_mlm"]`, from
-`--mlm-ratio`) get loss = caption_loss / caption_tokens + --mlm-weight * mlm_loss / mlm_tokens with
-sample_size 1 (OFA's way of mixing two tasks), and both parts are logged (`loss_caption`, `loss_mlm`,
-`sample_size_caption`, `sample_size_mlm`).
+A batch may hold caption rows and, with `--mlm-ratio`, masked-LM rows (`sample["is_mlm"]` [B]). Its
+loss is the sum of the caption token losses + `--mlm-weight` * the sum of the MLM token losses, and
+its `sample_size` the number of (kept) target tokens of all its rows, or of rows with
+`--sentence-avg`: one meaning for caption-only, MLM-only and mixed batches. fairseq sums losses and
+sample sizes over the `--update-freq` micro-batches and the ranks, so an update's gradient is that of
+(C + w * M) / (n_caption + n_mlm) however its rows fell into batches. (OFA-main adds
+loss_1 / size_1 + loss_2 / size_2 with sample size 1, which means the same only when every batch
+holds both kinds.) So the MLM share of an update follows its share of the target tokens: with
+`--mlm-ratio 1` each caption has one MLM copy of the same length, and w = 1 weighs both tasks alike.
+
+`--drop-worst-ratio r`: once `update_num > --drop-worst-after`, each part (caption, MLM) of the batch
+keeps its int(N_part * (1 - r)) smallest token losses, per token as OFA does within each task's
+batch; caption tokens never compete with MLM tokens, whose losses lie on another scale. `sample_size`
+counts the kept tokens. What is dropped depends on the batch, as in OFA.
+
+Logged: `loss` and `nll_loss` (the same weighting without smoothing) per sample_size, and per part
+`loss_caption`, `loss_mlm` (unweighted, per kept token of the part) with `sample_size_caption`,
+`sample_size_mlm` (the part's kept tokens).
 """
 import math
 from dataclasses import dataclass, field
@@ -55,26 +67,29 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
         self.mlm_weight = mlm_weight
 
     def forward(self, model, sample, update_num=0, reduce=True):
-        """Returns (summed loss, sample_size, logging dict)."""
+        """Returns (summed weighted loss, sample_size, logging dict); see the module docstring."""
         net_output = model(**sample["net_input"])
-        lprobs, target = self.lprobs_and_target(model, net_output, sample)
+        lprobs, target = self.lprobs_and_target(model, net_output, sample)  # [B, T, V], [B, T]
         is_mlm = sample.get("is_mlm")
-        if is_mlm is not None and bool(is_mlm.any()):
-            loss, logging_output = self.mixed_loss(lprobs, target, is_mlm, update_num)
-            sample_size = 1
-            logging_output.update(ntokens=sample["ntokens"], nsentences=sample["nsentences"], sample_size=1)
-        else:
-            loss, nll_loss, ntokens = self.compute_loss(lprobs, target, update_num)
-            sample_size = sample["target"].size(0) if self.sentence_avg else ntokens
-            logging_output = {
-                "loss": loss.data,
-                "nll_loss": nll_loss.data,
-                "ntokens": sample["ntokens"],
-                "nsentences": sample["nsentences"],
-                "sample_size": sample_size,
-                "loss_caption": loss.data,
-                "sample_size_caption": sample_size,
-            }
+        if is_mlm is None:
+            is_mlm = torch.zeros(target.size(0), dtype=torch.bool, device=target.device)
+        loss = nll_loss = lprobs.new_zeros(())
+        kept_tokens = 0
+        logging_output = {}
+        for part, rows, weight in (("caption", ~is_mlm, 1.0), ("mlm", is_mlm, self.mlm_weight)):
+            if not rows.any():
+                continue
+            part_loss, part_nll, part_tokens = self.compute_loss(lprobs, target, rows, update_num)
+            loss = loss + weight * part_loss
+            nll_loss = nll_loss + weight * part_nll
+            kept_tokens += part_tokens
+            logging_output[f"loss_{part}"] = part_loss.data
+            logging_output[f"sample_size_{part}"] = part_tokens
+        sample_size = target.size(0) if self.sentence_avg else kept_tokens
+        logging_output.update(
+            loss=loss.data, nll_loss=nll_loss.data, ntokens=sample["ntokens"], nsentences=sample["nsentences"],
+            sample_size=sample_size,
+        )
         if self.report_accuracy:
             mask = target.ne(self.padding_idx)
             logging_output["n_correct"] = utils.item(lprobs.argmax(-1).eq(target).masked_select(mask).sum())
@@ -90,32 +105,15 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
             target = target[:, self.ignore_prefix_size:]
         return lprobs, target
 
-    def compute_loss(self, lprobs, target, update_num):
-        """Summed smoothed loss and nll over the non-pad (and not dropped) tokens, and their count."""
-        keep = target.ne(self.padding_idx)
+    def compute_loss(self, lprobs, target, rows, update_num):
+        """Summed smoothed loss and nll over the non-pad target tokens of `rows` ([B] bool) that
+        drop-worst keeps, and their count. lprobs [B, T, V], target [B, T]."""
+        keep = target.ne(self.padding_idx) & rows.unsqueeze(1)
         loss, nll = label_smoothed_token_losses(lprobs[keep], target[keep], self.eps)
         if self.drop_worst_ratio > 0 and update_num > self.drop_worst_after:
             loss, kept = torch.topk(loss, k=int(loss.numel() * (1 - self.drop_worst_ratio)), largest=False)
             nll = nll[kept]
         return loss.sum(), nll.sum(), loss.numel()
-
-    def mixed_loss(self, lprobs, target, is_mlm, update_num):
-        """caption_loss / caption_size + mlm_weight * mlm_loss / mlm_size over the rows of each kind."""
-        parts = {}
-        for name, rows in (("caption", ~is_mlm), ("mlm", is_mlm)):
-            if rows.any():
-                parts[name] = self.compute_loss(lprobs[rows], target[rows], update_num)
-        loss = lprobs.new_zeros(())
-        nll = lprobs.new_zeros(())
-        logging_output = {}
-        for name, (part_loss, part_nll, size) in parts.items():
-            weight = self.mlm_weight if name == "mlm" else 1.0
-            loss = loss + weight * part_loss / size
-            nll = nll + weight * part_nll / size
-            logging_output[f"loss_{name}"] = part_loss.data
-            logging_output[f"sample_size_{name}"] = size
-        logging_output.update(loss=loss.data, nll_loss=nll.data)
-        return loss, logging_output
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:

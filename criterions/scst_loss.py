@@ -7,16 +7,21 @@ does). The advantage of hypothesis k is its score minus a baseline:
 - `loo` (default): the mean score of the other K-1 hypotheses of the same image (needs K >= 2);
 - `greedy`: the score of the image's greedy (beam 1) caption (Rennie et al.);
 - `mean`: the mean score of all K hypotheses of the image.
-The loss is -sum over non-pad tokens of log p(token) * advantage, from a teacher-forced pass in train
-mode over the hypotheses; its log-probs are normalised over exactly the ids the generator may produce
+The loss is -sum over non-pad tokens of log p(token) * advantage, from a teacher-forced pass over the
+hypotheses; its log-probs are normalised over exactly the ids the generator may produce
 (the task's `--constraint-range`, by default the text ids), so they are the generator's own scores.
 Log-probs and advantages are fp32 whatever the model's precision.
 
+The model's mode is fairseq's: the teacher-forced pass runs in the mode the criterion is called in
+(train mode in fairseq's train step, eval mode in its valid step). Generation runs in eval mode and
+afterwards restores the mode of every module as it found it; the criterion never switches the model
+to train mode, so a validation leaves BatchNorm statistics alone and runs without dropout.
+
 Each image is encoded once for its K hypotheses (the decoder rows of an image share its encoding;
-OFA-main repeats the whole input K times). When the encoder computes the same in train and eval
-mode (no dropout or drop path, frozen BatchNorm: stage 2's settings) generation also decodes from
-that training-pass encoding instead of encoding again; otherwise it encodes in eval mode (logged
-once).
+OFA-main repeats the whole input K times). Generation also decodes from that encoding instead of
+encoding again when it equals an eval-mode encoding: in eval mode, or in train mode when the encoder
+computes the same in both modes (no dropout or drop path, frozen BatchNorm: stage 2's settings);
+otherwise it encodes in eval mode (logged once).
 
 The hypotheses are what `--scst-args` asks the generator for (fairseq's search options):
 - beams, as OFA: `{"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}`;
@@ -36,6 +41,7 @@ import json
 import logging
 import time
 from argparse import Namespace
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -67,7 +73,6 @@ class ScstRewardCriterionConfig(FairseqDataclass):
         metadata={"help": "with the loo or mean baseline, also decode greedily and log greedy_score every N updates "
                           "(0: never; the greedy baseline logs it every update)"},
     )
-    ignore_prefix_size: int = field(default=0, metadata={"help": "ignore the first N tokens of every hypothesis"})
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
@@ -75,6 +80,18 @@ def wrap_for_cider(text: str, cleaner: CaptionCleaner) -> str:
     """The reward text: `text` cleaned as the training targets are, with " <eos>" appended (OFA's
     reward text under the default cleaning: no punctuation, single spaces)."""
     return cleaner(text) + " <eos>"
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Runs the body with every module of `model` in eval mode, then gives each module back the mode it had."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def detached(encoder_out):
@@ -115,8 +132,7 @@ def hypothesis_diagnostics(hypotheses: List[List[torch.Tensor]], greedy_scores: 
 
 @register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
 class ScstRewardCriterion(FairseqCriterion):
-    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, ignore_prefix_size=0,
-                 sentence_avg=False):
+    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, sentence_avg=False):
         super().__init__(task)
         if not getattr(task.cfg, "scst", False):
             raise ValueError("scst_reward_criterion needs --scst (and --scst-args) so that the task builds its scst_generator")
@@ -134,7 +150,6 @@ class ScstRewardCriterion(FairseqCriterion):
         if scst_greedy_every < 0:
             raise ValueError(f"--scst-greedy-every must be 0 (never) or a number of updates, got {scst_greedy_every}")
         self.greedy_every = scst_greedy_every
-        self.ignore_prefix_size = ignore_prefix_size
         self.sentence_avg = sentence_avg
         self._greedy_generator = None
         self._reports_encoding = True
@@ -147,29 +162,29 @@ class ScstRewardCriterion(FairseqCriterion):
         return sample["references"]
 
     def generate(self, model, sample, generator, encoder_out=None):
-        """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K.
+        """Hypotheses (token tensors ending in </s>) of every image: list over images of lists of K,
+        generated in eval mode (the modes found are restored).
 
-        encoder_out: the training pass's encoding of `sample` to decode from (see `training_encoding`).
+        encoder_out: the loss pass's encoding of `sample` to decode from (see `shared_encoding`).
         """
-        model.eval()
         given = None if encoder_out is None else [detached(encoder_out)]
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             output = generator.generate([model], sample, encoder_outs=given)
         return [[hyp["tokens"] for hyp in hyps] for hyps in output]
 
-    def training_encoding(self, model, sample):
-        """The train-mode encoding of `sample` (with gradients) when generation may reuse it, else None."""
-        exact = model.encoder.is_exact_in_training()
-        if self._reports_encoding:
+    def shared_encoding(self, model, sample):
+        """The encoding of `sample` in the model's current mode (with gradients), for the loss pass and
+        generation alike, when it equals the eval-mode encoding generation needs; else None."""
+        reusable = not model.training or model.encoder.is_exact_in_training()
+        if model.training and self._reports_encoding:
             self._reports_encoding = False
-            if exact:
+            if reusable:
                 logger.info("SCST: each batch is encoded once, for generation and training")
             else:
                 logger.info("SCST: dropout, drop path or BatchNorm statistics make the train-mode encoder differ "
                             "from eval mode; generation encodes each batch again in eval mode")
-        if not exact:
+        if not reusable:
             return None
-        model.train()
         return model.encoder(**{key: sample["net_input"][key] for key in ENCODER_INPUTS})
 
     def cider_scores(self, hypotheses: List[List[torch.Tensor]], references: List[List[str]]) -> np.ndarray:
@@ -187,16 +202,17 @@ class ScstRewardCriterion(FairseqCriterion):
         if self._greedy_generator is None:
             options = json.loads(self.task.cfg.scst_args)
             options.update(beam=1, sampling=False)
-            self._greedy_generator = self.task.build_generator([model], Namespace(**options))
+            with eval_mode(model):  # fairseq's generators put their models in eval mode when built
+                self._greedy_generator = self.task.build_generator([model], Namespace(**options))
         return self._greedy_generator
 
     def teacher_forced_lprobs(self, model, sample, hypotheses, encoder_out=None):
         """Log-probs [N, T] (fp32; 0 at padding) of each hypothesis token (N = images * K) and the target [N, T].
 
-        The images are encoded once, in train mode (or `encoder_out` of that pass is used), and
-        each encoding serves its image's K hypotheses. Only the M non-pad positions are projected
-        onto the vocabulary, and log p(token) = logit(token) - logsumexp(logits) is taken from
-        those [M, V] logits, so no [N, T, V] log-probs are made or kept for the backward pass.
+        The pass runs in the model's current mode. The images are encoded once (or `encoder_out`
+        of this pass is used), and each encoding serves its image's K hypotheses. Only the M non-pad
+        positions are projected onto the vocabulary, and log p(token) = logit(token) - logsumexp(logits)
+        is taken from those [M, V] logits, so no [N, T, V] log-probs are made or kept for the backward pass.
         """
         k = len(hypotheses[0])
         if any(len(hyps) != k for hyps in hypotheses):
@@ -212,7 +228,6 @@ class ScstRewardCriterion(FairseqCriterion):
         device = sample["net_input"]["src_tokens"].device
         target, prev = target.to(device), prev.to(device)
         net_input = {key: sample["net_input"][key] for key in ENCODER_INPUTS}
-        model.train()
         features, _ = model(prev_output_tokens=prev, rows_per_source=k, encoder_out=encoder_out, features_only=True,
                             **net_input)  # [N, T, C]
         non_pad = target.ne(pad)
@@ -220,16 +235,13 @@ class ScstRewardCriterion(FairseqCriterion):
         logits = mask_outside_range(logits, self.task.constraint_range)
         picked = logits.gather(-1, target[non_pad].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # [M]
         token_lprobs = torch.zeros(target.shape, dtype=picked.dtype, device=device).masked_scatter(non_pad, picked)
-        if self.ignore_prefix_size > 0:
-            token_lprobs = token_lprobs[:, self.ignore_prefix_size :]
-            target = target[:, self.ignore_prefix_size :]
         return token_lprobs, target
 
     # ---- the loss -----------------------------------------------------------------------------
 
     def forward(self, model, sample, update_num=0, reduce=True):
         start = time.perf_counter()
-        encoder_out = self.training_encoding(model, sample)
+        encoder_out = self.shared_encoding(model, sample)
         hypotheses = self.generate(model, sample, self.task.scst_generator, encoder_out)
         generated = time.perf_counter()
         references = self.references(sample)

@@ -5,8 +5,9 @@ import datetime
 import pytest
 import torch
 from fairseq import checkpoint_utils
+from omegaconf import OmegaConf
 
-from helpers import build_reference_model, float32_state, ofa_format_checkpoint
+from helpers import build_reference_model, float32_state, ofa_format_checkpoint, training_config
 from ofa_sic.checkpoints import TRUST_ENV, UntrustedCheckpointError
 
 
@@ -26,6 +27,23 @@ def test_ofa_format_checkpoint_loads_strictly_with_weights_only(ref, tmp_path):
     model.load_state_dict(state["model"], strict=True)
     for key, value in float32_state(ref).items():
         assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_model_args_with_share_all_embeddings_still_load(ref, demo_data, tmp_path):
+    """OFA-main's checkpoints, and ofa_sic's from before the flag was dropped, store share_all_embeddings in
+    their model args; fairseq's loader builds the model from those args and loads the weights."""
+    state = ofa_format_checkpoint(ref)
+    assert state["cfg"]["model"].share_all_embeddings
+    style_caption_cfg = OmegaConf.to_container(training_config(demo_data, tmp_path), resolve=True, enum_to_str=True)
+    state["cfg"] = dict(style_caption_cfg, model=state["cfg"]["model"])
+    path = tmp_path / "with_share_all_embeddings.pt"
+    torch.save(state, path)
+    models, cfg, _ = checkpoint_utils.load_model_ensemble_and_task([str(path)])
+    assert cfg.model.share_all_embeddings
+    loaded = models[0].state_dict()
+    for key, value in float32_state(ref).items():
+        if "embed_tokens" not in key and "output_projection" not in key:  # grown to the demo dictionary
+            assert torch.equal(loaded[key], value), key
 
 
 def test_checkpoint_with_other_types_names_them_and_the_opt_in(ref, tmp_path):

@@ -11,7 +11,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from criterions.scst_loss import baseline_scores, wrap_for_cider
 from helpers import REPO_ROOT, fairseq_command, run_command, train_args, training_config
 from ofa_sic.data.text import CaptionCleaner
-from ofa_sic.generation.generator import mask_outside_range
+from ofa_sic.generation.generator import OFASequenceGenerator, mask_outside_range
 
 APPENDIX_B_SCORES = np.array([3.590723450010247, 2.2033848068327986, 2.283166279305716])
 
@@ -73,11 +73,11 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
     scores = np.array([0.9, 0.3, 0.6, 0.2, 0.8, 0.5])
     monkeypatch.setattr(criterion, "generate", lambda model, sample, generator, encoder_out=None: hyps)
     monkeypatch.setattr(criterion, "cider_scores", lambda hypotheses, references: scores)
+    model.train()  # as task.train_step does
     loss, sample_size, log = criterion(model, sample)
 
     advantages = scores - baseline_scores(scores, 2, "loo")
     expected = 0.0
-    model.train()
     for image in range(2):
         for k, tokens in enumerate(hyps[image]):
             net = {key: sample["net_input"][key][image : image + 1]
@@ -89,6 +89,15 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
     assert torch.allclose(loss, expected, atol=1e-4), (loss, expected)
     assert sample_size == log["ntokens"] == 3 + 2 + 4 + 2 + 3 + 1
     assert log["score"] == pytest.approx(scores.sum())
+
+
+def scst_train_args(data, save_dir, *extra):
+    """A `fairseq-train` command line for stage 2: train_args with the SCST criterion instead of CE."""
+    args = train_args(data, save_dir, "--scst-cider-cached-tokens", data["data"] / "train-words.p", *extra)
+    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
+    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
+    args.remove("--report-accuracy")
+    return args
 
 
 SCST_VARIANTS = {
@@ -105,13 +114,9 @@ SCST_VARIANTS = {
 @pytest.mark.parametrize("variant", sorted(SCST_VARIANTS))
 def test_scst_variant_runs_through_fairseq_train_with_its_diagnostics(demo_data, tmp_path, variant):
     scst_args, baseline, extra = SCST_VARIANTS[variant]
-    args = train_args(demo_data, tmp_path / "ckpt", "--max-update", "3", "--no-save", "--freeze-resnet",
-                      "--scst", "--scst-args", scst_args, "--scst-baseline", baseline, *extra,
-                      "--scst-cider-cached-tokens", demo_data["data"] / "train-words.p", "--batch-size", "4",
-                      "--disable-validation", "--log-interval", "1")
-    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
-    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
-    args.remove("--report-accuracy")
+    args = scst_train_args(demo_data, tmp_path / "ckpt", "--max-update", "3", "--no-save", "--freeze-resnet",
+                           "--scst", "--scst-args", scst_args, "--scst-baseline", baseline, *extra, "--batch-size", "4",
+                           "--disable-validation", "--log-interval", "1")
     log = run_command(args).stdout
     per_update = {}
     for line in log.splitlines():
@@ -131,6 +136,61 @@ def test_scst_variant_runs_through_fairseq_train_with_its_diagnostics(demo_data,
     # fairseq's update_num counts from 0: update 1 runs with update_num 0, update 3 with 2
     greedy_logged = {update for update, line in per_update.items() if value(line, "greedy_score") is not None}
     assert greedy_logged == ({1, 3} if variant == "beams_loo" else {1, 2, 3} if baseline == "greedy" else set())
+
+
+def module_modes(model):
+    """{module name: training flag} of every module of `model`."""
+    return {name: module.training for name, module in model.named_modules()}
+
+
+def test_generation_runs_in_eval_mode_and_the_criterion_keeps_the_mode_it_is_given(demo_data, monkeypatch):
+    """In a train step (train mode) and a valid step (eval mode) alike, the hypotheses and the greedy
+    captions (whose generator is built on the first call) are generated with every module in eval
+    mode, and the criterion returns the model in the mode it was given."""
+    task, model, criterion = build_task_and_criterion(demo_data, "--scst-baseline", "greedy")
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)
+    modes_at_generation = []
+    generate = OFASequenceGenerator.generate
+
+    def recording_generate(self, models, sample, **kwargs):
+        modes_at_generation.append(set(module_modes(models[0]).values()))
+        return generate(self, models, sample, **kwargs)
+
+    monkeypatch.setattr(OFASequenceGenerator, "generate", recording_generate)
+    for training in (True, False, True):
+        model.train(training)
+        criterion(model, sample)
+        assert set(module_modes(model).values()) == {training}
+    assert modes_at_generation == [{False}] * 6  # hypotheses and greedy captions, three calls
+
+
+def test_validation_leaves_a_model_with_trainable_batchnorm_unchanged(demo_data, tmp_path):
+    """fairseq's Trainer.valid_step with the SCST criterion on stage 2 without --freeze-resnet
+    (trainable BatchNorm) changes no parameter or buffer (BatchNorm statistics and counters
+    included), and every module stays in the eval mode fairseq's validation set."""
+    from fairseq.trainer import Trainer
+
+    argv = scst_train_args(demo_data, tmp_path, "--scst", "--scst-args", '{"beam": 2, "max_len_b": 6}')[1:]
+    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), [str(a) for a in argv]))
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    trainer = Trainer(cfg, task, model, task.build_criterion(cfg.criterion))
+    task.load_dataset("valid")
+    valid = task.dataset("valid")
+    sample = valid.collater([valid[i] for i in range(4)])
+    model.eval()
+    modes = module_modes(model)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    log = trainer.valid_step(sample)
+    assert log["nsentences"] == 4 * 2 and "score" in log  # the criterion ran: 2 hypotheses of 4 images
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    changed = [key for key, value in before.items() if not torch.equal(value, after[key])]
+    assert changed == []
+    assert module_modes(model) == modes
 
 
 def test_greedy_every_must_not_be_negative(demo_data):
@@ -196,6 +256,7 @@ def test_teacher_forced_loss_and_gradients_equal_the_full_log_softmax(demo_data,
     task.load_dataset("train")
     dataset = task.dataset("train")
     sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)
+    model.train()  # as task.train_step does
     eos, pad = task.target_dictionary.eos(), task.target_dictionary.pad()
     hyps = [[torch.tensor([10, 11, eos]), torch.tensor([12, eos]), torch.tensor([10, 12, 13, 14, eos])],
             [torch.tensor([14, eos]), torch.tensor([15, 16, eos]), torch.tensor([eos])]]  # padded rows
@@ -301,12 +362,8 @@ def test_scst_trains_on_one_example_per_image_with_all_its_captions(tmp_path):
         references = task.decode(dataset[index]["target"][:-1]).split("&&")
         assert references == [task.cleaner(c) for c in captions_of[(example["image_id"], example["style"])]]
 
-    args = train_args(data, tmp_path / "ckpt", "--max-epoch", "1", "--no-save", *scst_task, "--freeze-resnet",
-                      "--scst-cider-cached-tokens", data["data"] / "train-words.p", "--batch-size", "4",
-                      "--disable-validation")
-    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
-    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
-    args.remove("--report-accuracy")
+    args = scst_train_args(data, tmp_path / "ckpt", "--max-epoch", "1", "--no-save", *scst_task, "--freeze-resnet",
+                           "--batch-size", "4", "--disable-validation")
     log = run_command(args).stdout
     assert "36 rows from" in log and "12 images: SCST rewards each hypothesis against all the training captions" in log
     assert "3 training batches per rank and epoch, 3 updates in 1 epoch(s)" in log, log[-3000:]

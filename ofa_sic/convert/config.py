@@ -189,7 +189,7 @@ def model_args_from_hf_config(config: Dict, source: str, report: Report) -> Dict
         "scale_heads": True,  # both ports always have c_attn
         "scale_resids": False,
         "sync_bn": False, "freeze_resnet": False,
-        "share_decoder_input_output_embed": True, "share_all_embeddings": True,
+        "share_decoder_input_output_embed": True,
     }
     _warn_drop_path(config, "the source", report)
     return args

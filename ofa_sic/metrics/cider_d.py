@@ -225,7 +225,6 @@ class CiderD:
             raise ValueError(f"CiderD: n must be >= 1, got {n!r}")
         self.n = int(n)
         self.sigma = float(sigma)
-        self.df_mode = df
         self.ref_cache_size = int(ref_cache_size)
         self._ref_cache = {}
         self._penalty_table = np.zeros(0)
