@@ -12,6 +12,7 @@ modelscope_ofa = pytest.importorskip("modelscope.models.multi_modal.ofa", reason
 
 from ofa_sic.convert import ConversionRefused, convert  # noqa: E402
 from ofa_sic.convert.model import build_ofa_model  # noqa: E402
+from ofa_sic.data.prompts import template_without_space_before_style  # noqa: E402
 from ofa_sic.data.text import TextCodec, build_ofa_dictionary  # noqa: E402
 
 #: ofa_demo with the sizes written out, plus the caption recipe flags.
@@ -318,4 +319,144 @@ def test_cli_refusal_is_one_error_line_with_exit_code_2(demo_data, tmp_path, cap
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("ofa-sic convert: error:")]
     assert len(errors) == 1 and "--disable-entangle" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# ---- the prompt: what ModelScope's tokenizer gives the declared template is what ofa_sic feeds the model ----
+
+PROTOTYPE_PROMPT = " what does the image describe? reply in personality {}."
+
+
+def modelscope_tokenizer(folder):
+    """OFATokenizer of a port folder with `<code_i>` and `<bin_i>` added, as ModelScope's OfaBasePreprocessor does."""
+    tokenizer = modelscope_ofa.OFATokenizer.from_pretrained(str(folder))
+    tokenizer.add_tokens([f"<code_{i}>" for i in range(8192)])
+    tokenizer.add_tokens([f"<bin_{i}>" for i in range(1000)])
+    return tokenizer
+
+
+def modelscope_prompt_ids(tokenizer, template, style_index):
+    """ModelScope's source for style i: <s> + OFATokenizer(template with <code_i>) + </s> (its tokenize_text)."""
+    text = template.format(f"<code_{style_index}>")
+    return [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def test_exported_model_captions_in_modelscope_as_in_ofa_sic_from_the_declared_prompt(demo_data, stage1_checkpoint, tmp_path):
+    """A ModelScope user who formats configuration.json's model.prompt with <code_i> and runs ModelScope's own
+    sequence generator with the exported beam settings gets ofa_sic's beams, token for token."""
+    from PIL import Image
+
+    from modelscope.models.multi_modal.ofa.generate.sequence_generator import SequenceGenerator
+
+    from ofa_sic.data.text import collate_tokens
+    from ofa_sic.generation.captioner import Captioner
+    from ofa_sic.generation.options import GenerationOptions
+
+    convert("fairseq", "modelscope", str(stage1_checkpoint), str(tmp_path / "ms"))
+    configuration = json.loads((tmp_path / "ms" / "configuration.json").read_text())["model"]
+    captioner = Captioner(str(stage1_checkpoint), GenerationOptions(), cpu=True)
+    task = captioner.task
+    assert configuration["prompt"] == task.cfg.prompt_template
+    assert json.loads((tmp_path / "ms" / "config.json").read_text())["ofa_sic_task"]["prompt_template"] == task.cfg.prompt_template
+    settings = configuration["beam_search"]
+    options = GenerationOptions()
+    assert settings == {"beam_size": options.beam, "max_len_b": options.max_len_b, "no_repeat_ngram_size": options.no_repeat_ngram_size}
+
+    images = sorted((demo_data["raw"] / "yfcc_images").glob("*.jpg"))[:3]
+    style_indices = [0, 2, 4]
+    rows = [(image, i) for image in images for i in style_indices]
+    names = task.styles.names
+    pad = task.dictionary.pad()
+    sources = [task.prompt(names[i]) for _, i in rows]
+    sample = {"id": torch.arange(len(rows)), "net_input": {
+        "src_tokens": collate_tokens(sources, pad), "src_lengths": torch.tensor([len(s) for s in sources]),
+        "patch_images": torch.stack([captioner.image_tensor(Image.open(image)) for image, _ in rows]),
+        "patch_masks": torch.ones(len(rows), dtype=torch.bool)}}
+    with torch.no_grad():
+        ours = task.inference_step(captioner.generator, [captioner.model], sample)
+    pixels = task.normalized(sample, captioner.model)["net_input"]["patch_images"]  # the same pixels for both
+
+    tokenizer = modelscope_tokenizer(tmp_path / "ms")
+    exported = load_modelscope(tmp_path / "ms")
+    generator = SequenceGenerator(tokenizer=tokenizer, min_len=1, constraint_range=task.generation_constraint(), **settings)
+
+    def modelscope_beams(template_ids):
+        input_ids = collate_tokens([torch.tensor(ids) for ids in template_ids], tokenizer.pad_token_id)
+        net_input = {"input_ids": input_ids, "patch_images": pixels, "patch_masks": torch.ones(len(rows), dtype=torch.bool)}
+        with torch.no_grad():
+            return generator.generate([exported], {"net_input": net_input})
+
+    prompt_ids = [modelscope_prompt_ids(tokenizer, configuration["prompt"], i) for _, i in rows]
+    assert prompt_ids == [s.tolist() for s in sources]
+    theirs = modelscope_beams(prompt_ids)
+    for row, (our_beams, their_beams) in enumerate(zip(ours, theirs)):
+        assert len(our_beams) == len(their_beams) == options.beam
+        for ours_hypo, theirs_hypo in zip(our_beams, their_beams):
+            assert ours_hypo["tokens"].tolist() == theirs_hypo["tokens"].tolist(), row
+            assert (ours_hypo["positional_scores"] - theirs_hypo["positional_scores"]).abs().max() < 1e-5, row
+
+    # The ids matter: without the space token before <code_i> (the rule before issue 18), every row's
+    # token scores move by far more than the tolerance above (this briefly trained model's words do not).
+    without_space = [modelscope_prompt_ids(tokenizer, template_without_space_before_style(configuration["prompt"]), i)
+                     for _, i in rows]
+    assert all(len(a) == len(b) + 1 for a, b in zip(prompt_ids, without_space))
+    for with_space, other in zip(theirs, modelscope_beams(without_space)):
+        steps = min(len(with_space[0]["tokens"]), len(other[0]["tokens"]))
+        assert (with_space[0]["positional_scores"][:steps] - other[0]["positional_scores"][:steps]).abs().max() > 1e-4
+
+
+def test_prototype_folder_imports_with_its_prompt_as_modelscope_tokenized_it(demo_data, tmp_path, capsys):
+    """`ofa-sic convert --from modelscope --prompt-template T` on a folder in the prototype's layout: the imported
+    checkpoint feeds the model the ids ModelScope's tokenizer gave the prototype's prompt in training."""
+    from ofa_sic.cli.main import main
+
+    modelscope_folder(tmp_path / "ms", demo_data)  # configuration.json without model.prompt, like the prototype's
+    assert main(["convert", "--from", "modelscope", "--to", "fairseq", str(tmp_path / "ms"), str(tmp_path / "fs"),
+                 "--styles", str(demo_data["data"] / "styles.txt"), "--prompt-template", PROTOTYPE_PROMPT]) == 0
+    assert f"prompt template {PROTOTYPE_PROMPT!r} (from --prompt-template)" in capsys.readouterr().out
+    _, task = load_fairseq(tmp_path / "fs" / "checkpoint.pt")
+    assert task.cfg.prompt_template == PROTOTYPE_PROMPT and task.cfg.style_format == "token"
+    tokenizer = modelscope_tokenizer(tmp_path / "ms")
+    for index, name in enumerate(task.styles.names):
+        ids = task.prompt(name).tolist()
+        assert ids == modelscope_prompt_ids(tokenizer, PROTOTYPE_PROMPT, index)
+        assert tokenizer.convert_ids_to_tokens(ids)[-5:] == ["Ġpersonality", "Ġ", f"<code_{index}>", ".", "</s>"]
+
+
+def test_the_prompt_template_travels_with_the_model_and_defaults_are_warned_about(demo_data, tmp_path):
+    from ofa_sic.convert.model import TASK_DEFAULTS
+
+    # configuration.json's model.prompt (ModelScope's place for it) is the template when none is given.
+    modelscope_folder(tmp_path / "ms", demo_data)
+    configuration = json.loads((tmp_path / "ms" / "configuration.json").read_text())
+    configuration["model"]["prompt"] = PROTOTYPE_PROMPT
+    (tmp_path / "ms" / "configuration.json").write_text(json.dumps(configuration))
+    styles = str(demo_data["data"] / "styles.txt")
+    report = convert("modelscope", "fairseq", str(tmp_path / "ms"), str(tmp_path / "fs"), styles_file=styles)
+    assert f"prompt template {PROTOTYPE_PROMPT!r} (from configuration.json's model.prompt)" in report.notes
+    assert load_fairseq(tmp_path / "fs" / "checkpoint.pt")[1].cfg.prompt_template == PROTOTYPE_PROMPT
+
+    # The HF export keeps it in config.json's ofa_sic_task, and an import of that folder reads it back.
+    convert("fairseq", "hf", str(tmp_path / "fs" / "checkpoint.pt"), str(tmp_path / "hf"))
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["ofa_sic_task"]["prompt_template"] == PROTOTYPE_PROMPT
+    report = convert("hf", "modelscope", str(tmp_path / "hf"), str(tmp_path / "ms2"))
+    assert f"prompt template {PROTOTYPE_PROMPT!r} (from config.json's ofa_sic_task)" in report.notes
+    assert json.loads((tmp_path / "ms2" / "configuration.json").read_text())["model"]["prompt"] == PROTOTYPE_PROMPT
+
+    # A folder that declares none gets ofa_sic's default, with a warning that says what to pass.
+    configuration["model"].pop("prompt")
+    (tmp_path / "ms" / "configuration.json").write_text(json.dumps(configuration))
+    report = convert("modelscope", "fairseq", str(tmp_path / "ms"), str(tmp_path / "fs2"), styles_file=styles)
+    assert any("declares no prompt template" in line and "--prompt-template" in line for line in report.warnings)
+    assert load_fairseq(tmp_path / "fs2" / "checkpoint.pt")[1].cfg.prompt_template == TASK_DEFAULTS["prompt_template"]
+
+
+def test_unusable_prompt_templates_are_refused_before_anything_is_written(demo_data, tmp_path):
+    modelscope_folder(tmp_path / "ms", demo_data)
+    with pytest.raises(ConversionRefused, match=r"from --prompt-template is not usable: --prompt-template must contain exactly one"):
+        convert("modelscope", "fairseq", str(tmp_path / "ms"), str(tmp_path / "out"), prompt_template=" a {} and a {}")
+    assert not (tmp_path / "out").exists()
+    path, _ = fairseq_checkpoint(tmp_path, demo_data)
+    with pytest.raises(ValueError, match="applies to --from modelscope|hf only"):
+        convert("fairseq", "modelscope", str(path), str(tmp_path / "out"), prompt_template=PROTOTYPE_PROMPT)
     assert not (tmp_path / "out").exists()

@@ -74,7 +74,9 @@ def test_ofa_template_places_the_masked_text_as_ofa_does(parts):
         source, position = prompt(style, masked)
         ids = source.tolist()
         code = code_id(parts, style)
-        assert ids == [BOS] + before + masked + after + [code, EOS]  # the style follows OFA's prompt
+        # The style follows OFA's prompt; the space before it is a token (ModelScope's rule, as StylePrompt).
+        assert ids == [BOS] + before + masked + codec.encode(' "? ') + [code, EOS]
+        assert codec.encode(' "? ') == after + codec.encode(" ")
         assert ids[position] == code and ids.count(code) == 1
 
 
@@ -89,8 +91,9 @@ def test_default_template_token_and_text_formats(parts):
         ids = ids.tolist()
         head, tail = DEFAULT_MLM_PROMPT.split("{style}")
         before_text, after_text = tail.split("{text}")
-        # Token format: literals around the <code_i> id as StylePrompt builds them, caption between the quotes.
-        assert ids == ([BOS] + codec.encode(head.rstrip(" ")) + [code_id(parts, style)]
+        # Token format: literals around the <code_i> id as StylePrompt builds them (the space before the
+        # style is a token), caption between the quotes (the space before it is the caption's own).
+        assert ids == ([BOS] + codec.encode(head) + [code_id(parts, style)]
                        + codec.encode(before_text.rstrip(" ")) + caption + codec.encode(after_text) + [EOS])
         assert ids[position] == code_id(parts, style)
         # Text format: the prompt text with the lowercased style, BPE-encoded, caption ids between.

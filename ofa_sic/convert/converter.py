@@ -15,12 +15,14 @@ def read_styles(path: str):
     return StyleVocabulary(read_personalities(path)).names
 
 
-def convert(source_format: str, target_format: str, src: str, out: str,
-            styles_file: Optional[str] = None, bpe_dir: Optional[str] = None) -> Report:
+def convert(source_format: str, target_format: str, src: str, out: str, styles_file: Optional[str] = None,
+            bpe_dir: Optional[str] = None, prompt_template: Optional[str] = None) -> Report:
     """Convert `src` (in `source_format`) to a new folder `out` (in `target_format`); return the report.
 
     `styles_file` gives the style names (style i = `<code_i>`); `bpe_dir` replaces a fairseq
-    checkpoint's stored BPE folder. Raises ConversionRefused when the target cannot hold the model exactly.
+    checkpoint's stored BPE folder; `prompt_template` is the template a ModelScope / HF model was trained
+    with (default: the one its folder declares). Raises ConversionRefused when the target cannot hold the
+    model exactly.
     """
     for name, fmt in (("--from", source_format), ("--to", target_format)):
         if fmt not in FORMATS:
@@ -29,6 +31,9 @@ def convert(source_format: str, target_format: str, src: str, out: str,
         raise ValueError(f"--from and --to are both {source_format}; nothing to convert")
     if bpe_dir is not None and source_format != "fairseq":
         raise ValueError("--bpe-dir applies to --from fairseq only (the ports' folders carry vocab.json and merges.txt)")
+    if prompt_template is not None and source_format == "fairseq":
+        raise ValueError("--prompt-template applies to --from modelscope|hf only (a fairseq checkpoint stores the "
+                         "template it was trained with)")
     report = Report()
     styles = None
     if styles_file is not None:
@@ -37,7 +42,7 @@ def convert(source_format: str, target_format: str, src: str, out: str,
     if source_format == "fairseq":
         model = fairseq_side.read_checkpoint(src, bpe_dir, styles, report)
     else:
-        model = port_side.read_folder(src, source_format, styles, report)
+        model = port_side.read_folder(src, source_format, styles, prompt_template, report)
     if model.styles is not None and len(model.styles) > model.vocabulary.num_codes:
         raise ConversionRefused(f"{len(model.styles)} styles but only {model.vocabulary.num_codes} <code_i> symbols")
     if target_format == "fairseq":

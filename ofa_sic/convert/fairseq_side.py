@@ -41,8 +41,7 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
     arch = getattr(args, "arch", None)
     if ARCH_MODEL_REGISTRY.get(arch) is not OFAModel:
         raise ConversionRefused(f"{path}: arch {arch!r} is not an `ofa` arch; only OFA models convert")
-    task_cfg = state["cfg"]["task"] if state.get("cfg") is not None else vars(state["args"])
-    task_get = lambda name, default=None: task_cfg.get(name, default) if hasattr(task_cfg, "get") else default  # noqa: E731
+    task_get = _task_getter(state)
 
     stored = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     filled = argparse.Namespace(**stored)  # the arch's defaults for options the checkpoint does not store
@@ -84,9 +83,23 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
         else:
             report.warn(f"no styles.txt found for {path} (looked in the checkpoint's data folder {data!r}); "
                         "pass --styles FILE so the converted model captions by style name")
-    task = {name: task_get(name, default) for name, default in TASK_DEFAULTS.items()}
+    task = task_settings(state)
     text_only = float(task_get("mlm_ratio", 0.0) or 0.0) > 0 and task_get("mlm_image") == "none"
     return OFAModelFiles(weights, model_args, vocabulary, task, styles, text_only)
+
+
+def task_settings(state: Dict) -> Dict:
+    """The settings that travel with the model (TASK_DEFAULTS keys: image size and normalisation, prompt
+    template, style format) of the loaded fairseq checkpoint `state`, the default where it lacks one.
+    The one place the converter reads them from a fairseq checkpoint."""
+    get = _task_getter(state)
+    return {name: get(name, default) for name, default in TASK_DEFAULTS.items()}
+
+
+def _task_getter(state: Dict):
+    """get(name, default) on the task config of a loaded fairseq checkpoint (cfg.task, or the legacy args)."""
+    task_cfg = state["cfg"]["task"] if state.get("cfg") is not None else vars(state["args"])
+    return lambda name, default=None: task_cfg.get(name, default) if hasattr(task_cfg, "get") else default
 
 
 def write_checkpoint(model: OFAModelFiles, out: str, report: Report) -> None:

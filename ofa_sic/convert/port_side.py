@@ -4,7 +4,9 @@ Both hold `config.json` (OFAConfig), the weights (`pytorch_model.bin`, or `model
 reading), `vocab.json` and `merges.txt`. ModelScope's folders add `configuration.json` (its task
 settings) and their `pytorch_model.bin`, saved by `OfaForAllTasks`, has every key under `model.`.
 ofa_sic adds `styles.txt` (style i = `<code_i>`) and an `ofa_sic_task` entry in config.json with the
-task settings that travel with the model (image size, prompt template, style format).
+task settings that travel with the model (image size, prompt template, style format); ModelScope's
+configuration.json also gets the template as `model.prompt`. Formatted with `<code_i>` and tokenized by
+the ports' OFATokenizer, it gives the ids ofa_sic feeds the model (ofa_sic/data/prompts.py).
 
 Buffers that differ between the ports and ofa_sic:
 - `version` (fairseq only): dropped on export, taken from the ofa_sic model on import;
@@ -31,8 +33,10 @@ PORT_TOKEN_POSITIONS = 1024  # the ports' token_rp_bucket is always built for 10
 MODELSCOPE_PREFIX = "model."
 
 
-def read_folder(src: str, fmt: str, styles: Optional[List[str]], report: Report) -> OFAModelFiles:
-    """A port's model folder (or its weights file, with config.json beside it), checked against the ofa_sic model."""
+def read_folder(src: str, fmt: str, styles: Optional[List[str]], prompt_template: Optional[str], report: Report) -> OFAModelFiles:
+    """A port's model folder (or its weights file, with config.json beside it), checked against the ofa_sic model.
+
+    `prompt_template` (--prompt-template) replaces the template the folder declares (see `_task_settings`)."""
     from ofa_sic.data.styles import StyleVocabulary
 
     folder, weights_path = (os.path.dirname(os.path.abspath(src)), src) if os.path.isfile(src) else (src, None)
@@ -74,7 +78,7 @@ def read_folder(src: str, fmt: str, styles: Optional[List[str]], report: Report)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{folder} has no {os.path.basename(path)}; the fairseq checkpoint's BPE files are made from it")
     vocabulary = vocab.from_port_files(vocab_path, merges_path, vocab_size)
-    task = _task_settings(folder, config, report)
+    task = _task_settings(folder, config, prompt_template, report)
     if styles is None and os.path.isfile(os.path.join(folder, "styles.txt")):
         styles = StyleVocabulary.load(os.path.join(folder, "styles.txt")).names
         report.note(f"styles: {len(styles)} from {os.path.join(folder, 'styles.txt')}")
@@ -135,21 +139,53 @@ def _strip_prefix(weights: Dict[str, torch.Tensor], src: str, report: Report) ->
     return {key[len(MODELSCOPE_PREFIX):]: value for key, value in weights.items()}
 
 
-def _task_settings(folder: str, config: Dict, report: Report) -> Dict:
-    """Task settings: config.json's `ofa_sic_task`, else ModelScope's configuration.json, else the defaults (reported)."""
+def _task_settings(folder: str, config: Dict, prompt_template: Optional[str], report: Report) -> Dict:
+    """Task settings: config.json's `ofa_sic_task` (an ofa_sic export), else ModelScope's configuration.json
+    for the image settings, else ofa_sic's defaults (reported); the prompt template by `_prompt_template`."""
+    modelscope = _modelscope_model_settings(folder)
     if isinstance(config.get("ofa_sic_task"), dict):
-        return {name: config["ofa_sic_task"].get(name, default) for name, default in TASK_DEFAULTS.items()}
-    task = dict(TASK_DEFAULTS)
-    path = os.path.join(folder, "configuration.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            settings = json.load(f).get("model", {})
+        task = {name: config["ofa_sic_task"].get(name, default) for name, default in TASK_DEFAULTS.items()}
+    else:
+        task = dict(TASK_DEFAULTS)
         for name in ("patch_image_size", "imagenet_default_mean_and_std"):
-            if name in settings:
-                task[name] = settings[name]
-    report.note("task settings (not in the source, ofa_sic's defaults unless configuration.json gave them): "
-                + ", ".join(f"{name}={value!r}" for name, value in task.items()))
+            if name in modelscope:
+                task[name] = modelscope[name]
+        report.note("task settings (not in the source, ofa_sic's defaults unless configuration.json gave them): "
+                    + ", ".join(f"{name}={task[name]!r}" for name in TASK_DEFAULTS if name != "prompt_template"))
+    task["prompt_template"] = _prompt_template(prompt_template, modelscope, config, report)
     return task
+
+
+def _prompt_template(given: Optional[str], modelscope: Dict, config: Dict, report: Report) -> str:
+    """The first of: --prompt-template `given`, configuration.json's `model.prompt` (ModelScope's place for
+    it), config.json's `ofa_sic_task` template; else ofa_sic's default, with a warning."""
+    from ofa_sic.data.prompts import caption_template_pieces
+
+    candidates = (("--prompt-template", given), ("configuration.json's model.prompt", modelscope.get("prompt")),
+                  ("config.json's ofa_sic_task", (config.get("ofa_sic_task") or {}).get("prompt_template")))
+    for origin, template in candidates:
+        if template is not None:
+            try:
+                caption_template_pieces(template)
+            except ValueError as error:
+                raise ConversionRefused(f"the prompt template from {origin} is not usable: {error}") from None
+            report.note(f"prompt template {template!r} (from {origin})")
+            return template
+    default = TASK_DEFAULTS["prompt_template"]
+    report.warn(f"the source declares no prompt template: used ofa_sic's default {default!r}. Pass --prompt-template "
+                "with the one the model was trained with, e.g. the ModelScope prototype's "
+                "' what does the image describe? reply in personality {}.', or ' what does the image describe?' "
+                "(what ModelScope's captioning pipeline uses without model.prompt) for a plain OFA caption model")
+    return default
+
+
+def _modelscope_model_settings(folder: str) -> Dict:
+    """The `model` entry of ModelScope's configuration.json in `folder` ({} when there is none)."""
+    path = os.path.join(folder, "configuration.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("model", {})
 
 
 def _port_buffer_shapes(expected: Dict) -> Dict:
@@ -193,6 +229,9 @@ def _modelscope_configuration(task: Dict) -> Dict:
             "patch_image_size": task["patch_image_size"],
             "max_image_size": task["patch_image_size"],
             "imagenet_default_mean_and_std": task["imagenet_default_mean_and_std"],
+            # ofa_sic's template: format it with `<code_i>` (style i of styles.txt; with --style-format text,
+            # the style's lowercased words) and tokenize it with OFATokenizer for ofa_sic's prompt ids
+            "prompt": task["prompt_template"],
             "beam_search": {"beam_size": 5, "max_len_b": 16, "no_repeat_ngram_size": 3},
         },
     }

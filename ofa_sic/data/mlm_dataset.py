@@ -15,7 +15,6 @@ without them), so prompt words and the style token are never masked.
 `CaptionMLMDataset` serves the caption examples of a `StyleCaptionDataset` followed by
 `round(len * ratio)` MLM examples; each example and the batch carry `is_mlm`.
 """
-import string
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,8 +22,8 @@ import torch
 from fairseq.data import FairseqDataset
 
 from ofa_sic.data.caption_dataset import StyleCaptionDataset, epoch_order
-from ofa_sic.data.prompts import STYLE_FORMATS, check_style_tokens
-from ofa_sic.data.styles import StyleVocabulary, style_token
+from ofa_sic.data.prompts import MLM_FIELDS, STYLE, TEXT, PromptCompiler, template_pieces
+from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import TextCodec
 from ofa_sic.data.whole_word_mask import WholeWordMasker
 
@@ -33,17 +32,12 @@ MLM_IMAGE_MODES = ("same", "none")
 
 
 class MLMPrompt:
-    """`template` holds `{text}` (where the masked caption goes) and `{style}` once each."""
+    """`template` holds `{text}` (where the masked caption goes) and `{style}` once each; its ids come
+    from the caption prompt's compiler (prompts.py), so the style slot follows the same rule."""
 
     def __init__(self, template: str, style_format: str, styles: StyleVocabulary, codec: TextCodec):
-        if style_format not in STYLE_FORMATS:
-            raise ValueError(f"--style-format must be one of {STYLE_FORMATS}, got {style_format!r}")
-        try:
-            pieces = list(string.Formatter().parse(template))
-        except ValueError as error:
-            raise ValueError(f"--mlm-prompt-template {template!r}: {error} (write a literal brace as {{{{ or }}}})") from None
-        fields = [field for _, field, _, _ in pieces if field is not None]
-        if sorted(fields) != ["style", "text"] or any(spec or conv for _, field, spec, conv in pieces if field):
+        pieces = template_pieces(template, "--mlm-prompt-template", MLM_FIELDS)
+        if pieces.count(STYLE) != 1 or pieces.count(TEXT) != 1:
             raise ValueError(
                 f"--mlm-prompt-template must contain {{text}} and {{style}} once each and no other placeholder, "
                 f"got {template!r}"
@@ -52,47 +46,16 @@ class MLMPrompt:
         self.style_format = style_format
         self.styles = styles
         self.codec = codec
-        dictionary = codec.dictionary
-        self.bos, self.eos = dictionary.bos(), dictionary.eos()
-        if style_format == "token":
-            check_style_tokens(dictionary, styles)
-        # Each side of {text}: a list of literal strings and None (the style), in order.
-        self._sides: Tuple[List[Optional[str]], List[Optional[str]]] = ([], [])
-        side = self._sides[0]
-        for literal, field, _, _ in pieces:
-            side.append(literal)
-            if field == "text":
-                side = self._sides[1]
-            elif field == "style":
-                side.append(None)
+        self.compiler = PromptCompiler(pieces, style_format, styles, codec)
+        self.bos, self.eos = codec.dictionary.bos(), codec.dictionary.eos()
         self._cache: Dict[int, Tuple[List[int], List[int], Optional[int], Optional[int]]] = {}
-
-    def _encode_side(self, parts: List[Optional[str]], style_index: int, before_text: bool) -> Tuple[List[int], Optional[int]]:
-        """Ids of one side of {text} and the offset of the style token in them (token format)."""
-        if self.style_format == "text":
-            words = self.styles.names[style_index].lower()
-            text = "".join(words if part is None else part for part in parts)
-            return self.codec.encode(text.rstrip(" ") if before_text else text), None
-        ids: List[int] = []
-        offset = None
-        for i, part in enumerate(parts):
-            if part is None:
-                offset = len(ids)
-                ids.append(self.codec.dictionary.index(style_token(style_index)))
-            else:
-                # A literal in front of the style token or of the caption drops its trailing spaces: the
-                # caption's BPE starts with its own "Ġ", and StylePrompt places the style token that way.
-                followed = i + 1 < len(parts) or before_text
-                ids.extend(self.codec.encode(part.rstrip(" ") if followed else part))
-        return ids, offset
 
     def parts(self, style: str) -> Tuple[List[int], List[int], Optional[int], Optional[int]]:
         """(ids before the caption, ids after it, offset of the style token in the first, offset in the
         second); an offset is None where the style token is not on that side or with --style-format text."""
         index = self.styles.index(style)
         if index not in self._cache:
-            before, before_offset = self._encode_side(self._sides[0], index, before_text=True)
-            after, after_offset = self._encode_side(self._sides[1], index, before_text=False)
+            (before, before_offset), (after, after_offset) = self.compiler.compile(index)
             self._cache[index] = (before, after, before_offset, after_offset)
         return self._cache[index]
 
