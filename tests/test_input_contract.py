@@ -120,24 +120,28 @@ def test_a_reformatted_copy_of_the_bpe_has_the_same_fingerprint(demo_data, tmp_p
     assert bpe_fingerprint(str(bpe)) == bpe_fingerprint(str(demo_data["bpe"]))
 
 
-def test_a_checkpoint_from_before_the_record_keeps_its_prompt_ids(demo_data, stage1_checkpoint, tmp_path, caplog):
+def test_a_checkpoint_from_before_the_record_keeps_its_prompt_ids(demo_data, stage1_checkpoint, tmp_path):
     """Old checkpoints have no record: styles from styles.txt, prompt ids as the old rule made them (no
     lone space token before the style token), with a warning."""
     from ofa_sic.data.styles import style_token
 
     state = torch.load(stage1_checkpoint, weights_only=True)
-    state["task_state"] = {}
+    state["task_state"] = {}  # as ofa_sic wrote them before: every setting in the config, no record
+    state["cfg"]["task"].update(prompt_template=" what does the image describe? write a {} reply.", style_format="token",
+                                keep_punctuation=False, keep_case=False, imagenet_default_mean_and_std=False)
     legacy = tmp_path / "legacy.pt"
     torch.save(state, legacy)
-    with caplog.at_level("WARNING"):
-        task = setup_task(demo_data["data"], demo_data["bpe"], legacy)
-    assert "records no input contract" in caplog.text and "styles.txt" in caplog.text
+    task = setup_task(demo_data["data"], demo_data["bpe"], legacy)
     codec, dictionary = task.codec, task.dictionary
     for index, name in enumerate(data_styles(demo_data)):
         old_rule = ([dictionary.bos()] + codec.encode(" what does the image describe? write a")
                     + [dictionary.index(style_token(index))] + codec.encode(" reply.") + [dictionary.eos()])
         assert task.prompt.token_ids(name) == old_rule
     assert task.cfg.prompt_template == " what does the image describe? write a{} reply."
+    result = run_command([fairseq_command("fairseq-generate"), demo_data["data"], "--user-dir", REPO_ROOT / "ofa_sic",
+                          "--task", "style_caption", "--bpe-dir", demo_data["bpe"], "--path", legacy,
+                          "--gen-subset", "test", "--beam", "1", "--max-len-b", "3", "--batch-size", "6", "--cpu"])
+    assert re.search(r"legacy\.pt records no input contract .* styles are taken from .*styles\.txt", result.stderr)
 
 
 def test_new_checkpoints_put_the_space_token_before_the_style_token(demo_data, stage1_checkpoint):

@@ -45,6 +45,12 @@ def test_generate_warns_when_a_given_setting_differs_from_training(demo_data, tr
     assert re.search(r"--patch-image-size 64 given, but .*checkpoint_last.pt was trained with 96: using 64", stderr)
 
 
+def test_a_setting_typed_at_its_default_value_is_used(demo_data, trained):
+    """A value given on the command line is used even when it is the default (it used to be replaced by the checkpoint's)."""
+    stdout, stderr = generate(demo_data, trained, "--patch-image-size", "480")
+    assert re.search(r"--patch-image-size 480 given, but .*checkpoint_last.pt was trained with 96: using 480", stderr)
+
+
 def test_style_free_prompt_through_fairseq_generate(demo_data, trained):
     """OFA's own caption prompt has no style slot: every row gets the same source, none is dropped."""
     stdout, stderr = generate(demo_data, trained, "--prompt-template", STYLE_FREE_PROMPT)

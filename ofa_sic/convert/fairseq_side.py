@@ -33,6 +33,7 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
 
     from ofa_sic.data.styles import StyleVocabulary
     from ofa_sic.models.ofa import OFAModel
+    from ofa_sic.tasks.input_contract import recorded_inputs_of_state
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
@@ -74,7 +75,15 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
     if len(vocabulary) != vocab_size:
         raise ConversionRefused(f"the dictionary of {bpe} has {len(vocabulary)} symbols but the model has {vocab_size} "
                                 "token rows; pass the --bpe-dir the model was trained with")
-    if styles is None:
+    recorded = recorded_inputs_of_state(state, path)
+    if recorded is not None and recorded.is_legacy and recorded.settings.get("prompt_template") != recorded.legacy_template:
+        report.note(f"{path} records no input contract (written before ofa_sic recorded one): its prompt template "
+                    f"{recorded.legacy_template!r} is written {recorded.settings['prompt_template']!r}, which gives the "
+                    "ids it was trained with under ModelScope's tokenizer rule")
+    if styles is None and recorded is not None and recorded.styles is not None:
+        styles = recorded.styles
+        report.note(f"styles: {len(styles)} recorded in {path}")
+    elif styles is None:
         data = task_get("data")
         styles_path = os.path.join(data, "styles.txt") if data else None
         if styles_path and os.path.isfile(styles_path):
@@ -83,17 +92,20 @@ def read_checkpoint(path: str, bpe_dir: Optional[str], styles: Optional[List[str
         else:
             report.warn(f"no styles.txt found for {path} (looked in the checkpoint's data folder {data!r}); "
                         "pass --styles FILE so the converted model captions by style name")
-    task = task_settings(state)
+    elif recorded is not None and recorded.styles is not None and recorded.styles != styles:
+        report.warn(f"--styles gives other styles than the {len(recorded.styles)} recorded in {path} "
+                    f"(<code_0> = {recorded.styles[0]!r} there): the converted model uses --styles")
+    task = task_settings(recorded)
     text_only = float(task_get("mlm_ratio", 0.0) or 0.0) > 0 and task_get("mlm_image") == "none"
     return OFAModelFiles(weights, model_args, vocabulary, task, styles, text_only)
 
 
-def task_settings(state: Dict) -> Dict:
-    """The settings that travel with the model (TASK_DEFAULTS keys: image size and normalisation, prompt
-    template, style format) of the loaded fairseq checkpoint `state`, the default where it lacks one.
-    The one place the converter reads them from a fairseq checkpoint."""
-    get = _task_getter(state)
-    return {name: get(name, default) for name, default in TASK_DEFAULTS.items()}
+def task_settings(recorded) -> Dict:
+    """The settings that travel with the model (TASK_DEFAULTS keys) of a fairseq checkpoint, from what it
+    records about its inputs (`ofa_sic.tasks.input_contract`), the default where it fixes none. The one
+    place the converter takes them from a fairseq checkpoint."""
+    settings = recorded.settings if recorded is not None else {}
+    return {name: settings.get(name, default) for name, default in TASK_DEFAULTS.items()}
 
 
 def _task_getter(state: Dict):
@@ -106,7 +118,8 @@ def write_checkpoint(model: OFAModelFiles, out: str, report: Report) -> None:
     """Write the checkpoint folder `out` (see the module docstring) after a strict load into the ofa_sic model."""
     from ofa_sic.convert.model import build_ofa_model
     from ofa_sic.data.styles import StyleVocabulary
-    from ofa_sic.data.text import build_ofa_dictionary
+    from ofa_sic.data.text import bpe_fingerprint, build_ofa_dictionary
+    from ofa_sic.tasks.input_contract import CONTRACT_KEY, contract_record
 
     arch, explicit = pick_arch(model.model_args)
     differing = ", ".join(f"{name}={model.model_args[name]!r}" for name in explicit)
@@ -129,8 +142,9 @@ def write_checkpoint(model: OFAModelFiles, out: str, report: Report) -> None:
         if model.styles:
             StyleVocabulary(model.styles).save(os.path.join(tmp, "styles.txt"))
         cfg = _fairseq_cfg(arch, model, final)
+        contract = contract_record(model.styles, model.task, bpe_fingerprint(os.path.join(tmp, "bpe")))
         files.save_torch(os.path.join(tmp, CHECKPOINT_NAME), {
-            "args": None, "cfg": cfg, "model": weights,
+            "args": None, "cfg": cfg, "model": weights, "task_state": {CONTRACT_KEY: contract},
             # what fairseq's loader needs of a fresh start: one history entry, epoch 1, no optimizer state
             "optimizer_history": [{"criterion_name": None, "optimizer_name": None, "lr_scheduler_state": {}, "num_updates": 0}],
             "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}}, "last_optimizer_state": None,
@@ -146,8 +160,9 @@ def _fairseq_cfg(arch: str, model: OFAModelFiles, folder: str) -> Dict:
     argv = [folder, "--task", "style_caption", "--arch", arch, "--bpe-dir", os.path.join(folder, "bpe"),
             "--patch-image-size", str(model.task["patch_image_size"]),
             "--prompt-template", model.task["prompt_template"], "--style-format", model.task["style_format"]]
-    if model.task["imagenet_default_mean_and_std"]:
-        argv.append("--imagenet-default-mean-and-std")
+    for flag in ("imagenet_default_mean_and_std", "keep_punctuation", "keep_case"):
+        if model.task[flag]:
+            argv.append("--" + flag.replace("_", "-"))
     args = options.parse_args_and_arch(options.get_training_parser(), argv)
     for name, value in model.model_args.items():
         setattr(args, name, value)

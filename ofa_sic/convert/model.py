@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ofa_sic.convert.vocab import Vocabulary
+from ofa_sic.tasks.input_contract import DEFAULT_SETTINGS
 
 #: The ofa_sic model options that shape the network or its numerics (what a conversion carries).
 MODEL_OPTIONS = (
@@ -26,13 +27,8 @@ MODEL_OPTIONS = (
     "share_decoder_input_output_embed",
 )
 
-#: Task settings that travel with the model (style_caption names and defaults).
-TASK_DEFAULTS = {
-    "patch_image_size": 480,
-    "imagenet_default_mean_and_std": False,
-    "prompt_template": " what does the image describe? write a {} reply.",
-    "style_format": "token",
-}
+#: Task settings that travel with the model: those a checkpoint fixes (style_caption names and defaults).
+TASK_DEFAULTS = dict(DEFAULT_SETTINGS)
 
 
 @dataclass

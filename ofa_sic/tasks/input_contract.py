@@ -72,16 +72,17 @@ class RecordedInputs:
     legacy_template: Optional[str] = None
 
     @property
-    def has_contract(self) -> bool:
-        return self.styles is not None
+    def is_legacy(self) -> bool:
+        """A style_caption checkpoint from before the record."""
+        return self.legacy_template is not None
 
     def same_contract(self, other: "RecordedInputs") -> bool:
         return (self.settings, self.styles, self.bpe_fingerprint) == (other.settings, other.styles, other.bpe_fingerprint)
 
 
-def contract_record(styles: List[str], settings: Dict[str, Any], bpe_fingerprint: str) -> Dict[str, Any]:
+def contract_record(styles: Optional[List[str]], settings: Dict[str, Any], bpe_fingerprint: str) -> Dict[str, Any]:
     """The `task_state["input_contract"]` dict of a checkpoint (plain types only)."""
-    return {"styles": list(styles), **{name: settings[name] for name in DEFAULT_SETTINGS}, "bpe_fingerprint": bpe_fingerprint}
+    return {"styles": None if styles is None else list(styles), **{name: settings[name] for name in DEFAULT_SETTINGS}, "bpe_fingerprint": bpe_fingerprint}
 
 
 def recorded_from_task_state(task_state: Optional[Dict], source: str) -> Optional[RecordedInputs]:
@@ -93,18 +94,16 @@ def recorded_from_task_state(task_state: Optional[Dict], source: str) -> Optiona
     if missing:
         raise InputContractError(f"{source}: its input record lacks {', '.join(missing)}; the file is damaged or was "
                                  "edited by hand")
-    return RecordedInputs(source, {name: record[name] for name in DEFAULT_SETTINGS}, list(record["styles"]),
-                          record["bpe_fingerprint"])
+    styles = None if record["styles"] is None else list(record["styles"])
+    return RecordedInputs(source, {name: record[name] for name in DEFAULT_SETTINGS}, styles, record["bpe_fingerprint"])
 
 
 def legacy_prompt_template(template: str, style_format: str) -> str:
-    """The template whose ids under ModelScope's rule are the ids the pre-record rule gave `template`.
+    """The template whose ids under ModelScope's rule are the ids the pre-record rule gave `template`:
+    that rule dropped the spaces just before a `<code_i>` style token (text-format prompts are unchanged)."""
+    from ofa_sic.data.prompts import template_without_space_before_style
 
-    That rule dropped the spaces just before a `<code_i>` style token; text-format prompts are unchanged."""
-    if style_format != "token" or "{}" not in template:
-        return template
-    before, after = template.split("{}", 1)
-    return before.rstrip(" ") + "{}" + after
+    return template_without_space_before_style(template) if style_format == "token" else template
 
 
 def read_recorded_inputs(path: str) -> Optional[RecordedInputs]:
@@ -114,9 +113,12 @@ def read_recorded_inputs(path: str) -> Optional[RecordedInputs]:
     from ofa_sic.checkpoints import load_without_tensors
 
     state = load_without_tensors(path)
-    if not isinstance(state, dict):
-        return None
-    recorded = recorded_from_task_state(state.get("task_state"), path)
+    return recorded_inputs_of_state(state, path) if isinstance(state, dict) else None
+
+
+def recorded_inputs_of_state(state: Dict, source: str) -> Optional[RecordedInputs]:
+    """What the loaded checkpoint `state` (read from `source`) records about its inputs; None when it fixes nothing."""
+    recorded = recorded_from_task_state(state.get("task_state"), source)
     if recorded is not None:
         return recorded
     cfg = state.get("cfg")
@@ -128,15 +130,14 @@ def read_recorded_inputs(path: str) -> Optional[RecordedInputs]:
         return None
     if task_name == "caption":
         settings = {name: task_cfg.get(name) for name in IMAGE_SETTINGS}
-        return RecordedInputs(path, {name: value for name, value in settings.items() if value is not None})
+        return RecordedInputs(source, {name: value for name, value in settings.items() if value is not None})
     if task_name != "style_caption":
         return None
-    settings = {name: task_cfg.get(name) for name in DEFAULT_SETTINGS}
-    settings = {name: value for name, value in settings.items() if value is not None}
-    stored = settings.get("prompt_template")
-    if stored is not None:
-        settings["prompt_template"] = legacy_prompt_template(stored, settings.get("style_format", "token"))
-    return RecordedInputs(path, settings, legacy_template=stored)
+    # Before the record, every setting had a value in the config, these defaults included.
+    settings = {name: default if task_cfg.get(name) is None else task_cfg.get(name) for name, default in DEFAULT_SETTINGS.items()}
+    stored = settings["prompt_template"]
+    settings["prompt_template"] = legacy_prompt_template(stored, settings["style_format"])
+    return RecordedInputs(source, settings, legacy_template=stored)
 
 
 def warn_legacy(recorded: RecordedInputs, styles_path: str) -> None:

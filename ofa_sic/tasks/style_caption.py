@@ -148,7 +148,7 @@ class StyleCaptionTask(FairseqTask):
         cfg = self.cfg
         styles_path = os.path.join(cfg.data, "styles.txt") if cfg.data else None
         has_styles_file = styles_path is not None and os.path.isfile(styles_path)
-        if recorded is not None and recorded.has_contract:
+        if recorded is not None and recorded.styles is not None:
             styles = StyleVocabulary(recorded.styles)
             if has_styles_file:
                 self.check_data_styles(StyleVocabulary.load(styles_path), styles, styles_path, recorded.source)
@@ -158,7 +158,7 @@ class StyleCaptionTask(FairseqTask):
             raise FileNotFoundError(f"{styles_path} not found; `ofa-sic prepare-pcap` writes it beside the TSV files")
         else:
             styles = StyleVocabulary.load(styles_path)
-            if recorded is not None and recorded.legacy_template is not None:
+            if recorded is not None and recorded.is_legacy:
                 warn_legacy(recorded, styles_path)
         if len(styles) > cfg.code_dict_size:
             raise ValueError(f"{len(styles)} styles need as many <code_i> symbols; raise --code-dict-size (now {cfg.code_dict_size})")
@@ -190,7 +190,7 @@ class StyleCaptionTask(FairseqTask):
         source = self.cfg.checkpoint_path or "the loaded checkpoint"
         recorded = recorded_from_task_state(state_dict, source)
         if self.recorded_inputs is not None:
-            if recorded is not None and self.recorded_inputs.has_contract and not recorded.same_contract(self.recorded_inputs):
+            if recorded is not None and not self.recorded_inputs.is_legacy and not recorded.same_contract(self.recorded_inputs):
                 raise InputContractError(f"the checkpoints of {source} record different inputs (styles, prompt, image "
                                          "or cleaning settings, or BPE); an ensemble needs models trained on the same")
             return
@@ -221,8 +221,9 @@ class StyleCaptionTask(FairseqTask):
         fairseq-generate and fairseq-validate also pass the checkpoint's task config (`task_cfg`): its
         settings were already resolved when the task was set up (ofa_sic.tasks.input_contract)."""
         is_train = split == "train"
-        styles_origin = "styles.txt" if self.recorded_inputs is None or not self.recorded_inputs.has_contract \
-            else f"the styles {self.recorded_inputs.source} was trained on"
+        recorded = self.recorded_inputs
+        styles_origin = "styles.txt" if recorded is None or recorded.styles is None \
+            else f"the styles {recorded.source} was trained on"
         problems = check_split(self.split_path(split), self.styles, multiple_references=not is_train or self.cfg.scst,
                                styles_origin=styles_origin)
         if problems:
