@@ -47,8 +47,12 @@ def test_generate_warns_when_a_given_setting_differs_from_training(demo_data, tr
 
 def test_a_setting_typed_at_its_default_value_is_used(demo_data, trained):
     """A value given on the command line is used even when it is the default (it used to be replaced by the checkpoint's)."""
-    stdout, stderr = generate(demo_data, trained, "--patch-image-size", "480")
-    assert re.search(r"--patch-image-size 480 given, but .*checkpoint_last.pt was trained with 96: using 480", stderr)
+    from ofa_sic.tasks.input_contract import DEFAULT_PROMPT
+
+    stdout, stderr = generate(demo_data, trained, "--prompt-template", DEFAULT_PROMPT)
+    assert re.search(rf"--prompt-template {re.escape(repr(DEFAULT_PROMPT))} given, but .*checkpoint_last.pt was trained "
+                     rf"with {re.escape(repr(TRAINED_PROMPT))}", stderr), stderr[-3000:]
+    assert all("describe? write a" in source and "caption of this picture" not in source for source in sources(stdout))
 
 
 def test_style_free_prompt_through_fairseq_generate(demo_data, trained):
