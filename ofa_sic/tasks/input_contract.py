@@ -155,7 +155,7 @@ def resolve_settings(cfg, recorded: Optional[RecordedInputs]) -> None:
     """Set each DEFAULT_SETTINGS option of the task config `cfg`: the command line's value if given
     (warning when `recorded` differs), else `recorded`'s (logged), else the default."""
     for name, default in DEFAULT_SETTINGS.items():
-        given = cfg[name] if hasattr(cfg, "get") else getattr(cfg, name)
+        given = getattr(cfg, name)
         trained = recorded.settings.get(name) if recorded else None
         flag = "--" + name.replace("_", "-")
         if recorded is not None and name == "prompt_template" and given is not None and given == recorded.legacy_template:
@@ -168,10 +168,7 @@ def resolve_settings(cfg, recorded: Optional[RecordedInputs]) -> None:
             value = given
             if trained is not None and given != trained:
                 logger.warning("%s %r given, but %s was trained with %r: using %r", flag, given, recorded.source, trained, given)
-        if hasattr(cfg, "get"):
-            cfg[name] = value
-        else:
-            setattr(cfg, name, value)
+        setattr(cfg, name, value)
 
 
 def check_bpe(recorded: RecordedInputs, bpe_dir: str, fingerprint: str) -> None:

@@ -178,10 +178,13 @@ class StyleCaptionTask(FairseqTask):
             logger.info("%s lists the styles in another order than %s was trained with: style names are mapped "
                         "through the checkpoint's own list", styles_path, source)
 
+    def settings(self) -> dict:
+        """The values of the settings a checkpoint fixes, as this task uses them."""
+        return {name: getattr(self.cfg, name) for name in DEFAULT_SETTINGS}
+
     def state_dict(self):
         """The task state fairseq stores in every checkpoint: the input record (ofa_sic.tasks.input_contract)."""
-        settings = {name: getattr(self.cfg, name) for name in DEFAULT_SETTINGS}
-        return {CONTRACT_KEY: contract_record(self.styles.names, settings, self.bpe_fingerprint)}
+        return {CONTRACT_KEY: contract_record(self.styles.names, self.settings(), self.bpe_fingerprint)}
 
     def load_state_dict(self, state_dict):
         """fairseq hands over the task state of each checkpoint it loads a model from. A task set up from
@@ -195,7 +198,7 @@ class StyleCaptionTask(FairseqTask):
                                          "or cleaning settings, or BPE); an ensemble needs models trained on the same")
             return
         if recorded is None:  # a style_caption checkpoint from before the record: its config holds its settings
-            settings = {name: getattr(self.cfg, name) for name in DEFAULT_SETTINGS}
+            settings = self.settings()
             template = settings["prompt_template"]
             settings["prompt_template"] = legacy_prompt_template(template, settings["style_format"])
             recorded = RecordedInputs(source, settings, legacy_template=template)
