@@ -37,10 +37,8 @@ whose K hypotheses are all the same: their loo/mean advantages are all zero), `h
 hypothesis length in tokens, without </s>), and the shares of time spent in generation, reward and
 forward/backward.
 """
-import json
 import logging
 import time
-from argparse import Namespace
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -144,7 +142,7 @@ class ScstRewardCriterion(FairseqCriterion):
         self.cider = CiderD(df=scst_cider_cached_tokens)
         task.cleaner.check_recorded(self.cider.cleaning, f"--scst-cider-cached-tokens {scst_cider_cached_tokens}")
         self.baseline = str(scst_baseline)
-        beam = json.loads(task.cfg.scst_args).get("beam", 5)
+        beam = task.scst_generation.get("beam", 5)
         if self.baseline == "loo" and beam < 2:
             raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
         if scst_greedy_every < 0:
@@ -200,10 +198,9 @@ class ScstRewardCriterion(FairseqCriterion):
     def greedy_generator(self, model):
         """Beam-1 search with the other --scst-args options, for the greedy baseline."""
         if self._greedy_generator is None:
-            options = json.loads(self.task.cfg.scst_args)
-            options.update(beam=1, sampling=False)
+            options = dict(self.task.scst_generation, beam=1, sampling=False)
             with eval_mode(model):  # fairseq's generators put their models in eval mode when built
-                self._greedy_generator = self.task.build_generator([model], Namespace(**options))
+                self._greedy_generator = self.task.caption_generator([model], options)
         return self._greedy_generator
 
     def teacher_forced_lprobs(self, model, sample, hypotheses, encoder_out=None):

@@ -1,6 +1,7 @@
 """SCST: OFA's reward text, leave-one-out/greedy/mean baselines, the loss, and each variant (beams, samples,
 greedy baseline) through fairseq-train with its per-update diagnostics."""
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -368,3 +369,17 @@ def test_scst_trains_on_one_example_per_image_with_all_its_captions(tmp_path):
     assert "36 rows from" in log and "12 images: SCST rewards each hypothesis against all the training captions" in log
     assert "3 training batches per rank and epoch, 3 updates in 1 epoch(s)" in log, log[-3000:]
     assert re.search(r"epoch 001 \|.*num_updates 3\b", log), log[-3000:]
+
+
+def test_a_misspelt_generation_setting_is_refused_not_ignored(demo_data, tmp_path):
+    """fairseq's generator builder ignores keys it does not read: a typo in --scst-args would silently
+    train with the default. The task refuses it, naming the option and the key, before loading data."""
+    with pytest.raises(ValueError, match=r"--scst-args has unknown generation settings \['temprature'\]"):
+        build_task_and_criterion(demo_data, "--scst-args", '{"beam": 3, "temprature": 0.5}')
+    with pytest.raises(ValueError, match="--scst-args is not valid JSON"):
+        build_task_and_criterion(demo_data, "--scst-args", "{beam: 3}")
+    result = subprocess.run([str(a) for a in train_args(demo_data, tmp_path / "typo", "--eval-cider", "--eval-args",
+                                                        '{"beams": 2}', "--max-update", "1")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and "--eval-args has unknown generation settings ['beams']" in result.stderr
+    assert not (tmp_path / "typo" / "checkpoint_last.pt").exists()

@@ -5,7 +5,6 @@ and BPE folders overridable), builds the task's generator with the given options
 dataset batches (`caption_batch`) or PIL images in given styles (`caption_images`). Captions are the
 decoded top beam, the same text as fairseq-generate's `D-` lines.
 """
-import argparse
 import os
 import pickle
 from typing import List, Optional, Sequence
@@ -69,7 +68,7 @@ class Captioner:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.model = models[0].to(device=self.device, dtype=PRECISIONS[precision]).eval()
-        self.generator = task.build_generator([self.model], argparse.Namespace(**options.as_dict()))
+        self.generator = task.caption_generator([self.model], options.as_dict())
 
     @property
     def styles(self):

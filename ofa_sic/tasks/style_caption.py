@@ -5,7 +5,6 @@ Source: `<s>` + BPE(prompt with the style) + `</s>`; targets as OFA's caption ta
 score CIDEr-D (`--eval-cider`), usable as `--best-checkpoint-metric cider
 --maximize-best-checkpoint-metric`.
 """
-import json
 import logging
 import os
 from argparse import Namespace
@@ -28,7 +27,7 @@ from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary
 from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
-from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON
+from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON, parse_generation_json
 from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples, split_path
 from ofa_sic.tasks.input_contract import (CONTRACT_KEY, DEFAULT_PROMPT, DEFAULT_SETTINGS, InputContractError,
                                           RecordedInputs, check_bpe, contract_record, legacy_prompt_template,
@@ -115,6 +114,9 @@ class StyleCaptionTask(FairseqTask):
         logger.info("dictionary: %d symbols; %d styles", len(self.dictionary), len(self.styles))
         self.text_range = (4, self.dictionary.index("<mask>"))
         self.constraint_range = self.parse_constraint_range()
+        # Checked here, before any data or model is loaded.
+        self.eval_generation = parse_generation_json(cfg.eval_args, "--eval-args")
+        self.scst_generation = parse_generation_json(cfg.scst_args, "--scst-args")
         self.sequence_generator = None
         self.scst_generator = None
         self.cider_scorers = {}
@@ -291,10 +293,16 @@ class StyleCaptionTask(FairseqTask):
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
         if self.cfg.eval_cider:
-            self.sequence_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_args)))
+            self.sequence_generator = self.caption_generator([model], self.eval_generation)
         if self.cfg.scst:
-            self.scst_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.scst_args)))
+            self.scst_generator = self.caption_generator([model], self.scst_generation)
         return model
+
+    def caption_generator(self, models, options: dict):
+        """The generator of captions with `options` (GENERATOR_KEYS of ofa_sic.generation.options): the one
+        way validation, SCST hypotheses and greedy baselines, `ofa-sic evaluate`/`caption` and fairseq-generate
+        (through `build_generator`) get theirs, so that all constrain their output to the same ids."""
+        return self.build_generator(models, Namespace(**options))
 
     def parse_constraint_range(self) -> Optional[Tuple[int, int]]:
         """(start, end) of the ids besides specials that the model may produce: --constraint-range,

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The demo's stage 1 (cross-entropy training of ofa_demo, the settings of run_scripts/demo.sh) over
+# several seeds, each followed by the demo's test report (CIDEr and how often the captions state each
+# image's colour, shape, count and background). It tells a change in stage 1 from run-to-run variance:
+# run it on two checkouts of the project on the same data and compare the tables, e.g.
+#   git worktree add ../before 020765a
+#   CODE=../before OUT=seeds_before DEMO_DIR=demo_out bash benchmarks/stage1_seeds.sh
+#   OUT=seeds_after DEMO_DIR=demo_out bash benchmarks/stage1_seeds.sh
+# DEMO_DIR must hold a finished demo's data (data/, raw/, style_classifier.npz). CODE is the checkout
+# whose ofa_sic, training script and evaluation run (default: this one); the virtual environment is
+# this one's. Results: $OUT/seed_N/{train.log,eval/}, and $OUT/summary.json with one row per seed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CODE=$(cd "${CODE:-$ROOT}" && pwd)
+DEMO_DIR=$(cd "${DEMO_DIR:?set DEMO_DIR to a finished demo folder}" && pwd)
+OUT=${OUT:?set OUT to a new folder for the runs}
+SEEDS=${SEEDS:-1 2 3}
+EPOCHS=${EPOCHS:-16}
+WORKERS=${WORKERS:-2}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+export PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$CODE${PYTHONPATH:+:$PYTHONPATH}"
+
+for seed in $SEEDS; do
+  run="$OUT/seed_$seed"
+  mkdir -p "$run"
+  if [ ! -f "$run/eval/metrics.json" ]; then
+    (cd "$CODE" && DATA="$DEMO_DIR/data" BPE_DIR="$DEMO_DIR/raw/bpe" SAVE_DIR="$run" ARCH=ofa_demo RESTORE_FILE= \
+      PATCH_IMAGE_SIZE=96 MAX_EPOCH="$EPOCHS" BATCH_SIZE=32 UPDATE_FREQ=1 LR=1e-3 \
+      LABEL_SMOOTHING=0.1 DROP_WORST_RATIO=0 DROPOUT=0.0 DROP_PATH_RATE=0.0 WEIGHT_DECAY=0.01 \
+      FREEZE_EMBEDDINGS=0 NUM_WORKERS="$WORKERS" SAVE_INTERVAL_UPDATES=0 DEVICE_ARGS=--cpu \
+      bash run_scripts/train_caption.sh --seed "$seed" > "$run/train.log" 2>&1) \
+      || { tail -n 30 "$run/train.log" >&2; exit 1; }
+    (cd "$CODE" && python -m ofa_sic.cli.main evaluate --path "$run/checkpoint_best.pt" --data "$DEMO_DIR/data" \
+      --bpe-dir "$DEMO_DIR/raw/bpe" --split test --out "$run/eval" --overwrite --batch-size 32 --cpu \
+      --attributes "$DEMO_DIR/raw/attributes.json" --style-classifier "$DEMO_DIR/style_classifier.npz" \
+      > "$run/evaluate.log" 2>&1) || { tail -n 30 "$run/evaluate.log" >&2; exit 1; }
+  fi
+  rm -f "$run"/checkpoint*.pt
+done
+
+python - "$OUT" $SEEDS <<'PY'
+import json, statistics, sys
+out, seeds = sys.argv[1], sys.argv[2:]
+rows = []
+for seed in seeds:
+    overall = json.load(open(f"{out}/seed_{seed}/eval/metrics.json"))["overall"]
+    content = json.load(open(f"{out}/seed_{seed}/eval/content.json"))["accuracy"]
+    rows.append({"seed": int(seed), "CIDEr": overall["CIDEr"], **{k: 100 * v for k, v in content.items()}})
+json.dump(rows, open(f"{out}/summary.json", "w"), indent=2)
+keys = [k for k in rows[0] if k != "seed"]
+print("seed  " + "  ".join(f"{k:>10}" for k in keys))
+for r in rows:
+    print(f"{r['seed']:>4}  " + "  ".join(f"{r[k]:>10.1f}" for k in keys))
+print("mean  " + "  ".join(f"{statistics.mean(r[k] for r in rows):>10.1f}" for k in keys))
+PY
