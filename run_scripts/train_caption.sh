@@ -51,7 +51,7 @@ read -r -a launcher <<< "${FAIRSEQ_TRAIN:-fairseq-train}"
 exec "${launcher[@]}" "$DATA" --user-dir "$ROOT/ofa_sic" --task style_caption --arch "$ARCH" \
   --bpe-dir "$BPE_DIR" --patch-image-size "$PATCH_IMAGE_SIZE" \
   --max-src-length "$MAX_SRC_LENGTH" --max-tgt-length "$MAX_TGT_LENGTH" \
-  --encoder-normalize-before --decoder-normalize-before --share-decoder-input-output-embed \
+  --encoder-normalize-before --decoder-normalize-before \
   --layernorm-embedding --patch-layernorm-embedding --code-layernorm-embedding --add-type-embedding \
   --scale-attn --scale-fc --scale-heads --disable-entangle \
   --dropout "$DROPOUT" --attention-dropout 0.0 --resnet-drop-path-rate 0.0 \

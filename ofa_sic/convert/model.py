@@ -24,7 +24,6 @@ MODEL_OPTIONS = (
     "resnet_type", "token_bucket_size", "image_bucket_size", "attn_scale_factor", "code_image_size",
     "encoder_drop_path_rate", "decoder_drop_path_rate", "resnet_drop_path_rate", "disable_entangle",
     "scale_attn", "scale_fc", "scale_heads", "scale_resids", "sync_bn", "freeze_resnet",
-    "share_decoder_input_output_embed",
 )
 
 #: Task settings that travel with the model: those a checkpoint fixes (style_caption names and defaults).

@@ -77,12 +77,9 @@ class OFADecoder(FairseqIncrementalDecoder):
         self.layers = nn.ModuleList([TransformerDecoderLayer(args, rates[i]) for i in range(args.decoder_layers)])
         self.layer_norm = LayerNorm(embed_dim) if args.decoder_normalize_before else None
 
-        if args.share_decoder_input_output_embed:
-            self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
-            self.output_projection.weight = self.embed_tokens.weight
-        else:
-            self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
-            nn.init.normal_(self.output_projection.weight, mean=0, std=embed_dim ** -0.5)
+        # OFA ties the output projection to the token embedding (one matrix for all three).
+        self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
+        self.output_projection.weight = self.embed_tokens.weight
 
         token_buckets = 2 * args.token_bucket_size - 1
         image_buckets = (2 * args.image_bucket_size - 1) ** 2 + 3

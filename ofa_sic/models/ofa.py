@@ -55,7 +55,6 @@ class OFAModel(FairseqEncoderDecoderModel):
             add(f"--{side}-drop-path-rate", type=float, help=f"largest stochastic-depth rate of the {side} layers")
             add(f"--freeze-{side}-embedding", action="store_true", help=f"do not train the {side} token embedding")
         add("--resnet-drop-path-rate", type=float, help="largest stochastic-depth rate inside the ResNet")
-        add("--share-decoder-input-output-embed", action="store_true", help="tie decoder input and output embeddings")
         add("--layernorm-embedding", action="store_true", help="layer norm on token embeddings")
         add("--no-scale-embedding", action="store_true", help="do not scale embeddings by sqrt(dim)")
         add("--token-bucket-size", type=int, help="1-D relative position buckets")
@@ -94,7 +93,6 @@ class OFAModel(FairseqEncoderDecoderModel):
         embed_tokens = Embedding(len(src_dict), args.encoder_embed_dim, src_dict.pad())
         if args.freeze_encoder_embedding or args.freeze_decoder_embedding:
             embed_tokens.weight.requires_grad = False
-        args.share_decoder_input_output_embed = True
         encoder = OFAEncoder(args, src_dict, embed_tokens)
         decoder = OFADecoder(args, tgt_dict, embed_tokens)
         return cls(args, encoder, decoder)
@@ -229,7 +227,6 @@ def ofa_large_architecture(args):
     _default(args, "dropout", 0.0)
     _default(args, "max_target_positions", 1024)
     _default(args, "max_source_positions", 1024)
-    _default(args, "share_decoder_input_output_embed", True)
     _default(args, "no_scale_embedding", True)
     _default(args, "layernorm_embedding", True)
     _default(args, "activation_fn", "gelu")
