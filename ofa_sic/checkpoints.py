@@ -7,6 +7,7 @@ turns a refusal into an error that names the type and the opt-in for trusted fil
 (torch's own `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`).
 """
 import argparse
+import logging
 import pickle
 import re
 import typing
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, nodes
 from omegaconf.base import ContainerMetadata, Metadata
 
 TRUST_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+logger = logging.getLogger(__name__)
 
 
 class UntrustedCheckpointError(RuntimeError):
@@ -66,10 +68,32 @@ def allow_checkpoint_types():
 _original_load_checkpoint_to_cpu = fairseq_checkpoint_utils.load_checkpoint_to_cpu
 
 
+#: Criterion options that older ofa_sic versions saved and that no longer exist (they did nothing), by
+#: criterion name. fairseq-validate rebuilds the criterion from the saved config, which would otherwise
+#: fail on them.
+REMOVED_CRITERION_OPTIONS = {"scst_reward_criterion": ("ignore_prefix_size",)}
+
+
+def drop_removed_criterion_options(state: dict, path: str) -> None:
+    """Delete REMOVED_CRITERION_OPTIONS from the criterion config saved in `state` (in place)."""
+    criterion = (state.get("cfg") or {}).get("criterion")
+    if criterion is None:
+        return
+    removed = [key for key in REMOVED_CRITERION_OPTIONS.get(criterion.get("_name"), ()) if key in criterion]
+    for key in removed:
+        del criterion[key]
+    if removed:
+        logger.info("%s: dropped criterion option(s) %s, which this version no longer has (they had no effect)",
+                    path, ", ".join(removed))
+
+
 def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
-    """fairseq's loader, with a clear error when the file needs a type that is not allowed."""
+    """fairseq's loader, with a clear error when the file needs a type that is not allowed, and without
+    the criterion options of older versions that no longer exist."""
     try:
-        return _original_load_checkpoint_to_cpu(path, arg_overrides, load_on_all_ranks)
+        state = _original_load_checkpoint_to_cpu(path, arg_overrides, load_on_all_ranks)
+        drop_removed_criterion_options(state, path)
+        return state
     except pickle.UnpicklingError as error:
         match = re.search(r"GLOBAL ([\w.]+)", str(error))
         name = match.group(1) if match else "an unknown type"

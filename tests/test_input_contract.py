@@ -173,3 +173,22 @@ def test_each_validation_subset_is_scored_against_its_own_references(demo_data, 
     assert set(both) == {"valid", "test"}
     assert both["test"] == alone["test"] == as_valid["valid"]
     assert both["test"] > 0
+
+
+def test_a_stage2_checkpoint_of_an_older_version_validates(demo_data, stage1_checkpoint, tmp_path):
+    """Older stage-2 checkpoints saved the SCST criterion's `ignore_prefix_size`, an option that no longer
+    exists: fairseq-validate rebuilds the criterion from the saved config and must still load it."""
+    state = torch.load(stage1_checkpoint, weights_only=True)
+    state["task_state"] = {}
+    state["cfg"]["task"].update(scst=True, scst_args='{"beam": 2, "max_len_b": 3}')
+    state["cfg"]["criterion"] = {"_name": "scst_reward_criterion", "ignore_prefix_size": 0, "scst_baseline": "loo",
+                                 "scst_cider_cached_tokens": str(demo_data["data"] / "train-words.p"),
+                                 "scst_greedy_every": 0, "sentence_avg": False}
+    old = tmp_path / "old_stage2.pt"
+    torch.save(state, old)
+    result = run_command([fairseq_command("fairseq-validate"), demo_data["data"], "--user-dir", REPO_ROOT / "ofa_sic",
+                          "--task", "style_caption", "--bpe-dir", demo_data["bpe"], "--path", old, "--cpu",
+                          "--valid-subset", "valid", "--batch-size", "4", "--max-valid-steps", "1"])
+    log = result.stdout + result.stderr
+    assert "dropped criterion option(s) ignore_prefix_size" in log
+    assert re.search(r"valid on 'valid' subset \| loss -?[0-9.]+ \| score [0-9.]+", log)

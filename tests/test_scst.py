@@ -383,3 +383,10 @@ def test_a_misspelt_generation_setting_is_refused_not_ignored(demo_data, tmp_pat
                             capture_output=True, text=True, timeout=600)
     assert result.returncode != 0 and "--eval-args has unknown generation settings ['beams']" in result.stderr
     assert not (tmp_path / "typo" / "checkpoint_last.pt").exists()
+
+
+def test_mlm_ratio_with_scst_is_refused_not_ignored(demo_data):
+    task, _, _ = build_task_and_criterion(demo_data, "--mlm-ratio", "0.5")
+    with pytest.raises(ValueError, match="--mlm-ratio 0.5 with --scst: .* drop --mlm-ratio"):
+        task.load_dataset("train")
+    task.load_dataset("valid")  # validation and generation of such a run's checkpoints still work

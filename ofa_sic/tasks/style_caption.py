@@ -226,6 +226,9 @@ class StyleCaptionTask(FairseqTask):
         fairseq-generate and fairseq-validate also pass the checkpoint's task config (`task_cfg`): its
         settings were already resolved when the task was set up (ofa_sic.tasks.input_contract)."""
         is_train = split == "train"
+        if is_train and self.cfg.scst and self.cfg.mlm_ratio > 0:
+            raise ValueError(f"--mlm-ratio {self.cfg.mlm_ratio} with --scst: SCST trains on the reward alone and "
+                             "mixes no masked-LM examples in; drop --mlm-ratio (it belongs to stage 1)")
         recorded = self.recorded_inputs
         styles_origin = "styles.txt" if recorded is None or recorded.styles is None \
             else f"the styles {recorded.source} was trained on"
