@@ -16,6 +16,9 @@ $(VENV)/.installed: requirements.txt requirements-interop.txt setup.py Makefile
 	$(BIN)/pip install torch==$(TORCH_VERSION)
 	$(BIN)/pip install -r requirements.txt -r requirements-interop.txt
 	$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/pip install --no-deps --no-build-isolation "$(FAIRSEQ_SPEC)"
+	# SacreEOS names the SCST reward configuration; its metadata asks for the `typing` backport, which
+	# Python 3 has built in, hence --no-deps (its other needs, torch and numpy, are installed above).
+	$(BIN)/pip install --no-deps sacreeos==1.0.2
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	# fairseq resolves a relative --user-dir against site-packages too: with this link,
 	# `fairseq-train --user-dir ofa_sic` works from any folder, as after a regular install.

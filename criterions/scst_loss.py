@@ -35,7 +35,13 @@ which computes it anyway; every `--scst-greedy-every` updates otherwise, and the
 batch too, where fairseq passes no update number), `identical` (share of images
 whose K hypotheses are all the same: their loo/mean advantages are all zero), `hyp_length` (mean
 hypothesis length in tokens, without </s>), and the shares of time spent in generation, reward and
-forward/backward.
+forward/backward. With `--scst-style-reward-weight λ` (and `--scst-style-classifier FILE`), the reward of a
+hypothesis is its CIDEr-D plus λ · log p(requested style | hypothesis) under that style classifier
+(criterions/style_reward.py), before the baseline; `style_logp` (mean log-probability) and `reward` (mean
+total) are logged beside `score`.
+
+At the start of training the reward configuration is logged as a SacreEOS signature
+(criterions/scst_signature.py).
 """
 import logging
 import time
@@ -50,9 +56,11 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
+from criterions.scst_signature import sacreeos_signature
+from criterions.style_reward import StyleReward
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
-from ofa_sic.metrics.cider_d import CiderD
+from ofa_sic.metrics.cider_d import EOS_SUFFIX, CiderD
 from ofa_sic.models.encoder import ENCODER_INPUTS
 
 logger = logging.getLogger(__name__)
@@ -71,13 +79,21 @@ class ScstRewardCriterionConfig(FairseqDataclass):
         metadata={"help": "with the loo or mean baseline, also decode greedily and log greedy_score every N updates "
                           "(0: never; the greedy baseline logs it every update)"},
     )
+    scst_style_reward_weight: float = field(
+        default=0.0,
+        metadata={"help": "λ: add λ * log p(requested style | hypothesis) under --scst-style-classifier to each "
+                          "hypothesis's CIDEr-D before the baseline (0: CIDEr-D alone)"},
+    )
+    scst_style_classifier: Optional[str] = field(
+        default=None, metadata={"help": "style classifier of `ofa-sic style-classifier` for --scst-style-reward-weight"}
+    )
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
 def wrap_for_cider(text: str, cleaner: CaptionCleaner) -> str:
     """The reward text: `text` cleaned as the training targets are, with " <eos>" appended (OFA's
     reward text under the default cleaning: no punctuation, single spaces)."""
-    return cleaner(text) + " <eos>"
+    return cleaner(text) + EOS_SUFFIX
 
 
 @contextmanager
@@ -97,13 +113,18 @@ def detached(encoder_out):
     return {key: [t.detach() for t in value] if isinstance(value, list) else value for key, value in encoder_out.items()}
 
 
+def check_leave_one_out(samples_per_image: int) -> None:
+    """The leave-one-out baseline needs at least 2 hypotheses per image."""
+    if samples_per_image < 2:
+        raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
+
+
 def baseline_scores(scores: np.ndarray, num_images: int, kind: str, greedy_scores: Optional[np.ndarray] = None) -> np.ndarray:
     """Baseline per hypothesis. scores: [num_images * K] (image-major) -> [num_images * K]."""
     per_image = scores.reshape(num_images, -1)
     k = per_image.shape[1]
     if kind == "loo":
-        if k < 2:
-            raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
+        check_leave_one_out(k)
         base = (per_image.sum(axis=1, keepdims=True) - per_image) / (k - 1)
     elif kind == "mean":
         base = np.repeat(per_image.mean(axis=1, keepdims=True), k, axis=1)
@@ -130,7 +151,8 @@ def hypothesis_diagnostics(hypotheses: List[List[torch.Tensor]], greedy_scores: 
 
 @register_criterion("scst_reward_criterion", dataclass=ScstRewardCriterionConfig)
 class ScstRewardCriterion(FairseqCriterion):
-    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0, sentence_avg=False):
+    def __init__(self, task, scst_cider_cached_tokens, scst_baseline="loo", scst_greedy_every=0,
+                 scst_style_reward_weight=0.0, scst_style_classifier=None, sentence_avg=False):
         super().__init__(task)
         if not getattr(task.cfg, "scst", False):
             raise ValueError("scst_reward_criterion needs --scst (and --scst-args) so that the task builds its scst_generator")
@@ -142,17 +164,53 @@ class ScstRewardCriterion(FairseqCriterion):
         self.cider = CiderD(df=scst_cider_cached_tokens)
         task.cleaner.check_recorded(self.cider.cleaning, f"--scst-cider-cached-tokens {scst_cider_cached_tokens}")
         self.baseline = str(scst_baseline)
-        beam = task.scst_generation.get("beam", 5)
-        if self.baseline == "loo" and beam < 2:
-            raise ValueError("--scst-baseline loo needs at least 2 hypotheses per image: use beam >= 2 in --scst-args")
+        self.samples_per_image = task.scst_generation.get("beam", 5)
+        if self.baseline == "loo":
+            check_leave_one_out(self.samples_per_image)
         if scst_greedy_every < 0:
             raise ValueError(f"--scst-greedy-every must be 0 (never) or a number of updates, got {scst_greedy_every}")
         self.greedy_every = scst_greedy_every
         self.sentence_avg = sentence_avg
+        self.style_weight = float(scst_style_reward_weight)
+        if self.style_weight < 0:
+            raise ValueError(f"--scst-style-reward-weight must be >= 0, got {self.style_weight}")
+        if (self.style_weight > 0) != bool(scst_style_classifier):
+            raise ValueError("--scst-style-reward-weight > 0 and --scst-style-classifier FILE go together: give both "
+                             "for the style reward, neither for CIDEr-D alone")
+        self.style_reward = StyleReward(scst_style_classifier, task.styles) if self.style_weight > 0 else None
+        logger.info("SCST reward: %s", self.reward_description())
         self._greedy_generator = None
         self._reports_encoding = True
 
     # ---- pieces -------------------------------------------------------------------------------
+
+    def reward_description(self) -> str:
+        """The reward configuration in words, with its SacreEOS signature (or why it has none)."""
+        generator = "samples" if self.task.scst_generation.get("sampling") else "beams"
+        signature = sacreeos_signature(self.baseline, self.samples_per_image, self.cider.n, self.cider.sigma,
+                                       wrap_for_cider("a reference", self.task.cleaner))
+        words = (f"CIDEr-D (n {self.cider.n}, sigma {self.cider.sigma:g}, training-corpus document frequencies, "
+                 f"<eos> in the reward text) over {self.samples_per_image} {generator} per image, "
+                 f"{self.baseline} baseline")
+        if self.style_reward is not None:
+            words += f", plus {self.style_weight:g} * log p(requested style | hypothesis)"
+        if signature is None:
+            return f"{words}; SacreEOS has no signature for the {self.baseline} baseline"
+        extra = "; the style reward is outside what SacreEOS describes" if self.style_reward is not None else ""
+        return f"{words}; SacreEOS signature {signature}{extra}"
+
+    def style_log_probs(self, hypotheses: List[List[torch.Tensor]], styles: List[str]) -> Optional[np.ndarray]:
+        """log p(requested style | hypothesis) of every hypothesis, image-major [num_images * K]; None
+        without the style reward. styles: the requested style of each image."""
+        if self.style_reward is None:
+            return None
+        captions = [self.task.decode(tokens) for hyps in hypotheses for tokens in hyps]
+        requested = [style for style, hyps in zip(styles, hypotheses) for _ in hyps]
+        return self.style_reward.log_probs(captions, requested)
+
+    def rewards(self, scores: np.ndarray, style_log_probs: Optional[np.ndarray]) -> np.ndarray:
+        """CIDEr-D `scores` [N] plus λ · `style_log_probs` [N] (when the style reward is on)."""
+        return scores if style_log_probs is None else scores + self.style_weight * style_log_probs
 
     def references(self, sample) -> List[List[str]]:
         """Reference captions per image: the cleaned captions the sample carries (all of its image's
@@ -243,11 +301,14 @@ class ScstRewardCriterion(FairseqCriterion):
         generated = time.perf_counter()
         references = self.references(sample)
         scores = self.cider_scores(hypotheses, references)
-        greedy = None
+        style_log_probs = self.style_log_probs(hypotheses, sample["styles"])
+        rewards = self.rewards(scores, style_log_probs)
+        greedy = greedy_rewards = None
         if self.baseline == "greedy" or (self.greedy_every > 0 and update_num % self.greedy_every == 0):
-            greedy_hyps = self.generate(model, sample, self.greedy_generator(model), encoder_out)
-            greedy = self.cider_scores([h[:1] for h in greedy_hyps], references)
-        advantages = scores - baseline_scores(scores, len(hypotheses), self.baseline, greedy)
+            greedy_hyps = [h[:1] for h in self.generate(model, sample, self.greedy_generator(model), encoder_out)]
+            greedy = self.cider_scores(greedy_hyps, references)
+            greedy_rewards = self.rewards(greedy, self.style_log_probs(greedy_hyps, sample["styles"]))
+        advantages = rewards - baseline_scores(rewards, len(hypotheses), self.baseline, greedy_rewards)
         rewarded = time.perf_counter()
 
         token_lprobs, target = self.teacher_forced_lprobs(model, sample, hypotheses, encoder_out)
@@ -263,6 +324,8 @@ class ScstRewardCriterion(FairseqCriterion):
             "loss": loss.data,
             "score": float(scores.sum()),
             "advantage": float(np.abs(advantages).sum()),
+            **({} if style_log_probs is None else {"style_logp": float(style_log_probs.sum()),
+                                                   "reward": float(rewards.sum())}),
             "ntokens": ntokens,
             "nsentences": nsentences,
             "sample_size": sample_size,
@@ -283,6 +346,9 @@ class ScstRewardCriterion(FairseqCriterion):
         metrics.log_scalar("loss", total("loss") / sample_size, sample_size, round=3)
         metrics.log_scalar("score", total("score") / nsentences, nsentences, round=3)
         metrics.log_scalar("advantage", total("advantage") / nsentences, nsentences, round=3)
+        if any("style_logp" in log for log in logging_outputs):
+            metrics.log_scalar("style_logp", total("style_logp") / nsentences, nsentences, round=3)
+            metrics.log_scalar("reward", total("reward") / nsentences, nsentences, round=3)
         images = total("num_images")
         if images > 0:
             metrics.log_scalar("identical", total("identical_images") / images, images, round=3)

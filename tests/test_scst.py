@@ -109,16 +109,33 @@ SCST_VARIANTS = {
                     '"max_len_b": 8}', "loo", []),
     # the greedy baseline (Rennie et al.): its reward is logged every update
     "samples_greedy": ('{"sampling": true, "beam": 2, "max_len_b": 8}', "greedy", []),
+    # the mean baseline (SacreEOS has no signature for it), and the style reward on top of CIDEr-D
+    "samples_mean_style": ('{"sampling": true, "beam": 2, "max_len_b": 8}', "mean",
+                           ["--scst-style-reward-weight", "0.5", "--scst-style-classifier", "CLASSIFIER"]),
+}
+#: The SacreEOS signature each variant's log states (SacreEOS 1.0.2; its README's example of the standard
+#: configuration is STANDARD_wInit+Cider-D[n4,s6.0]+average[nspi5]+<version>).
+SIGNATURES = {
+    "beams_loo": "SacreEOS signature STANDARD_wInit+Cider-D[n4,s6.0]+average[nspi3]+1.0.2",
+    "samples_loo": "SacreEOS signature STANDARD_wInit+Cider-D[n4,s6.0]+average[nspi4]+1.0.2",
+    "samples_greedy": "SacreEOS signature STANDARD_wInit+Cider-D[n4,s6.0]+greedy[nspi2]+1.0.2",
+    "samples_mean_style": "SacreEOS has no signature for the mean baseline",
 }
 
 
 @pytest.mark.parametrize("variant", sorted(SCST_VARIANTS))
 def test_scst_variant_runs_through_fairseq_train_with_its_diagnostics(demo_data, tmp_path, variant):
     scst_args, baseline, extra = SCST_VARIANTS[variant]
+    if "CLASSIFIER" in extra:
+        run_command([fairseq_command("ofa-sic"), "style-classifier", "--data", demo_data["data"],
+                     "--out", tmp_path / "style.npz"])
+        extra = [str(tmp_path / "style.npz") if a == "CLASSIFIER" else a for a in extra]
     args = scst_train_args(demo_data, tmp_path / "ckpt", "--max-update", "3", "--no-save", "--freeze-resnet",
                            "--scst", "--scst-args", scst_args, "--scst-baseline", baseline, *extra, "--batch-size", "4",
                            "--disable-validation", "--log-interval", "1")
-    log = run_command(args).stdout
+    result = run_command(args)
+    log = result.stdout
+    assert SIGNATURES[variant] in result.stdout + result.stderr
     per_update = {}
     for line in log.splitlines():
         match = re.search(r"num_updates[ =](\d+)", line)
@@ -134,6 +151,11 @@ def test_scst_variant_runs_through_fairseq_train_with_its_diagnostics(demo_data,
         for key in ("score", "advantage", "identical", "hyp_length", "share_generate", "share_reward", "share_forward"):
             assert value(line, key) is not None, (key, line)
         assert 0 <= value(line, "identical") <= 1 and 0 < value(line, "hyp_length") <= 8
+        if "--scst-style-reward-weight" in extra:  # both parts of the reward: reward = score + 0.5 * style_logp
+            assert value(line, "style_logp") <= 0
+            assert value(line, "reward") == pytest.approx(value(line, "score") + 0.5 * value(line, "style_logp"), abs=2e-3)
+        else:
+            assert value(line, "style_logp") is None and value(line, "reward") is None
     # fairseq's update_num counts from 0: update 1 runs with update_num 0, update 3 with 2
     greedy_logged = {update for update, line in per_update.items() if value(line, "greedy_score") is not None}
     assert greedy_logged == ({1, 3} if variant == "beams_loo" else {1, 2, 3} if baseline == "greedy" else set())
@@ -390,3 +412,94 @@ def test_mlm_ratio_with_scst_is_refused_not_ignored(demo_data):
     with pytest.raises(ValueError, match="--mlm-ratio 0.5 with --scst: .* drop --mlm-ratio"):
         task.load_dataset("train")
     task.load_dataset("valid")  # validation and generation of such a run's checkpoints still work
+
+
+def hand_style_classifier(styles):
+    """A style classifier over two words, 'red' (idf 1) and 'circle' (idf 2), with chosen weights:
+    style 0 likes red, style 1 likes circle, the others are flat with their own intercepts."""
+    from ofa_sic.metrics.style_classifier import StyleClassifier
+
+    coef = np.zeros((len(styles), 2))
+    coef[0] = [3.0, 0.0]
+    coef[1] = [0.0, 2.0]
+    intercept = np.array([0.1, 0.0, -0.5, 0.2, 0.0])
+    return StyleClassifier(["red", "circle"], np.array([1.0, 2.0]), coef, intercept, styles,
+                           {"ngram_range": [1, 1], "token_pattern": r"(?u)\b\w+\b", "sublinear_tf": True})
+
+
+def test_style_reward_adds_weighted_log_probability_to_cider_before_the_baseline(demo_data, tmp_path, monkeypatch):
+    """reward = CIDEr-D + λ · log p(requested style | hypothesis), computed here by hand from the classifier's
+    weights; the advantages (and so the loss) use the leave-one-out baseline of that total."""
+    styles = (demo_data["data"] / "styles.txt").read_text().splitlines()
+    hand_style_classifier(styles).save(str(tmp_path / "style.npz"))
+    task, model, criterion = build_task_and_criterion(demo_data, "--scst-style-reward-weight", "0.5",
+                                                      "--scst-style-classifier", str(tmp_path / "style.npz"))
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    sample = task.normalized(dataset.collater([dataset[0], dataset[1]]), model)
+    eos = task.target_dictionary.eos()
+    texts = [["red", "red circle", "circle circle"], ["green", "red", "a circle"]]
+    hyps = [[torch.tensor(task.codec.encode(" " + t) + [eos]) for t in row] for row in texts]
+    assert [[task.decode(h) for h in row] for row in hyps] == texts
+
+    # log p by hand: tf-idf rows (sublinear tf 1 + ln(count), times idf, L2-normalised), scores = row @ coef.T + b
+    coef = np.zeros((5, 2))
+    coef[0], coef[1] = [3.0, 0.0], [0.0, 2.0]
+    intercept = np.array([0.1, 0.0, -0.5, 0.2, 0.0])
+    rows = {"red": [1.0, 0.0], "red circle": [1 / np.sqrt(5), 2 / np.sqrt(5)], "circle circle": [0.0, 1.0],
+            "green": [0.0, 0.0], "a circle": [0.0, 1.0]}
+    requested = [sample["styles"][0]] * 3 + [sample["styles"][1]] * 3
+    log_p = []
+    for text, style in zip([t for row in texts for t in row], requested):
+        scores = coef @ np.array(rows[text]) + intercept
+        log_p.append(scores[styles.index(style)] - np.log(np.exp(scores).sum()))
+    cider = np.array([0.9, 0.3, 0.6, 0.2, 0.8, 0.5])
+    rewards = cider + 0.5 * np.array(log_p)
+    advantages = rewards - np.array([(rewards[i // 3 * 3: i // 3 * 3 + 3].sum() - rewards[i]) / 2 for i in range(6)])
+
+    monkeypatch.setattr(criterion, "generate", lambda model, sample, generator, encoder_out=None: hyps)
+    monkeypatch.setattr(criterion, "cider_scores", lambda hypotheses, references: cider)
+    captured = {}
+    real_lprobs = criterion.teacher_forced_lprobs
+
+    def keep_lprobs(*args, **kwargs):
+        captured["lprobs"], captured["target"] = real_lprobs(*args, **kwargs)
+        return captured["lprobs"], captured["target"]
+
+    monkeypatch.setattr(criterion, "teacher_forced_lprobs", keep_lprobs)
+    model.train()
+    loss, _, log = criterion(model, sample)
+    non_pad = captured["target"].ne(task.target_dictionary.pad())
+    expected = -(captured["lprobs"] * torch.tensor(advantages, dtype=torch.float32).unsqueeze(1) * non_pad).sum()
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert log["style_logp"] == pytest.approx(sum(log_p), abs=1e-5)
+    assert log["reward"] == pytest.approx(rewards.sum(), abs=1e-5)
+    assert log["score"] == pytest.approx(cider.sum())
+
+
+def test_style_reward_options_are_checked(demo_data, tmp_path):
+    styles = (demo_data["data"] / "styles.txt").read_text().splitlines()
+    with pytest.raises(ValueError, match="go together"):
+        build_task_and_criterion(demo_data, "--scst-style-reward-weight", "0.5")
+    hand_style_classifier(styles).save(str(tmp_path / "style.npz"))
+    with pytest.raises(ValueError, match="go together"):
+        build_task_and_criterion(demo_data, "--scst-style-classifier", str(tmp_path / "style.npz"))
+    from ofa_sic.metrics.style_classifier import StyleClassifier
+
+    partial = hand_style_classifier(styles)
+    StyleClassifier(partial.vocabulary, partial.idf, partial.coef[:4], partial.intercept[:4], styles[:4],
+                    partial.settings).save(str(tmp_path / "four.npz"))
+    with pytest.raises(ValueError, match=rf"does not know the style\(s\) '{re.escape(styles[4])}' of this run"):
+        build_task_and_criterion(demo_data, "--scst-style-reward-weight", "0.5",
+                                 "--scst-style-classifier", str(tmp_path / "four.npz"))
+
+
+def test_sacreeos_signature_of_each_baseline():
+    from criterions.scst_signature import sacreeos_signature
+
+    reference = wrap_for_cider("a red circle", CaptionCleaner())
+    assert sacreeos_signature("loo", 5, 4, 6.0, reference) == "STANDARD_wInit+Cider-D[n4,s6.0]+average[nspi5]+1.0.2"
+    assert sacreeos_signature("greedy", 1, 4, 6.0, reference) == "STANDARD_wInit+Cider-D[n4,s6.0]+greedy[nspi1]+1.0.2"
+    assert sacreeos_signature("mean", 5, 4, 6.0, reference) is None
+    with pytest.raises(ValueError, match="eos"):  # SacreEOS's own check: the reward text must end with <eos>
+        sacreeos_signature("loo", 5, 4, 6.0, "a red circle <eos> now")

@@ -145,13 +145,14 @@ class StyleCaptionDataset(FairseqDataset):
             "patch_mask": torch.tensor([True]),
             **self.decoder_sequences(self.caption_ids(row, index)),
             "references": self.cleaner.references(row["captions"]),
+            "style": row["style"],
         }
 
     def collater(self, samples: List[Dict]) -> Dict:
         """Batch: id [B] (np), net_input {src_tokens [B, L], src_lengths [B], patch_images [B, 3, S, S],
         patch_masks [B], prev_output_tokens [B, T]}, target [B, T], ntokens, nsentences, references (per row,
-        its cleaned reference captions: what validation CIDEr-D and the SCST reward score against) and
-        split (the subset's name, whose document frequencies validation CIDEr-D uses)."""
+        its cleaned reference captions: what validation CIDEr-D and the SCST reward score against), styles
+        (per row, its style name as the TSV spells it: what the SCST style reward asks for) and split (the subset's name, whose document frequencies validation CIDEr-D uses)."""
         if not samples:
             return {}
         src_tokens = collate_tokens([s["source"] for s in samples], self.pad)
@@ -169,6 +170,7 @@ class StyleCaptionDataset(FairseqDataset):
             },
             "target": target,
             "references": [s["references"] for s in samples],
+            "styles": [s["style"] for s in samples],
             "split": self.split,
         }
 

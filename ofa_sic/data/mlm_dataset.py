@@ -166,6 +166,7 @@ class CaptionMLMDataset(FairseqDataset):
             "patch_mask": patch_mask,
             **base.decoder_sequences(caption),
             "references": base.cleaner.references(row["captions"]),
+            "style": row["style"],
             "is_mlm": True,
         }
 
