@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from ofa_sic.data.pcap import StagedOutputs
+from ofa_sic.data.prepared_layout import StagedOutputs
 
 PERSONALITIES_TXT = """Positive Traits
 Happy
