@@ -203,9 +203,9 @@ def write_document_frequency(references_per_image: List[List[str]], cleaner: Cap
 class PreparedRow:
     """One TSV row before its image is encoded.
 
-    `sources` are the numbers (in the converter's own numbering, e.g. a record's position) of the
-    source items merged into the row: one for a train row, one per reference for a valid/test row of
-    a caption-per-item source. A skipped row counts `len(sources)` skipped items.
+    `sources` name the source items merged into the row in the converter's own terms (a record's
+    position, a caption's key): one for a train row, one per reference for a valid/test row of a
+    caption-per-item source. A skipped row counts `len(sources)` skipped items.
     """
 
     uniq_id: str
@@ -213,7 +213,7 @@ class PreparedRow:
     image_file: str  # path relative to the image folder
     style: str
     captions: List[str]
-    sources: Tuple[int, ...]
+    sources: Tuple[Any, ...]
 
 
 class SplitReport:
@@ -231,8 +231,8 @@ class SplitReport:
         self.references_per_row: collections.Counter = collections.Counter()
         self.styles: collections.Counter = collections.Counter()
 
-    def skip(self, reason: str, number: int, image: Any, detail: str, items: int = 1) -> None:
-        """Count `items` skipped source items (at source number `number`) and keep the first few as examples."""
+    def skip(self, reason: str, number: Any, image: Any, detail: str, items: int = 1) -> None:
+        """Count `items` skipped source items (the first is `number`) and keep the first few as examples."""
         if reason not in self.skipped:
             raise KeyError(f"skip reason {reason!r} is not one of {sorted(self.skipped)}")
         self.skipped[reason] += items
