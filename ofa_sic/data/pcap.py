@@ -6,7 +6,7 @@ Input (see docs/pcap-format.md):
     PCAP_DIR/personalities.txt: the trait list (header lines contain "Trait").
     IMAGE_DIR/{image_hash}.jpg: the YFCC images.
 
-Output (in OUT_DIR):
+Output (in OUT_DIR), the prepared layout of `ofa_sic.data.prepared_layout`, which writes it:
     train.tsv, valid.tsv, test.tsv: one row per kept record, five tab-separated columns
         uniq_id    "{split}-{n}", where n is the record's 0-based position in the split's JSON list,
                    so an id leads back to its source record
