@@ -62,6 +62,17 @@ def test_the_pickles_are_python_2_protocol_0(tmp_path):
         assert data.startswith(b"(lp0\nV" + N[0].encode()) and b"c__builtin__" not in data
 
 
+def test_names_pickled_as_python_2_unicode_or_byte_strings_read_alike(tmp_path):
+    from ofa_sic.data.flickrstyle import read_names
+
+    (tmp_path / "unicode.p").write_bytes(python2_pickle(N[:2]))
+    (tmp_path / "bytes.p").write_bytes(b"(lp0\nS'" + N[0].encode() + b"'\np1\naS'" + N[1].encode() + b"'\np2\na.")
+    assert read_names(str(tmp_path / "unicode.p")) == read_names(str(tmp_path / "bytes.p")) == N[:2]
+    (tmp_path / "dict.p").write_bytes(pickle.dumps({"a": 1}, protocol=0))
+    with pytest.raises(ConversionError, match="expected a pickled list of image file names, found dict"):
+        read_names(str(tmp_path / "dict.p"))
+
+
 def test_release_quirks_are_handled_and_every_count_reported(tmp_path):
     release, images = make_release(tmp_path)
     out = tmp_path / "out"
