@@ -63,11 +63,12 @@ class CaptionCollector:
         self._captions: Dict[str, List[_Caption]] = {split: [] for split in SPLITS}
         self._seen: set = set()
 
-    def add(self, split: str, key: str, image_file: str, style: str, raw: str) -> bool:
+    def add(self, split: str, key: str, image_file: str, style: str, raw: str, fixes: Sequence[str] = ()) -> bool:
         """Count one caption read in `split` and keep it unless it is unusable; return whether it was kept.
 
         `image_file` is the image's path relative to the image folder, `style` its name as in
-        styles.txt, `raw` the caption as the source has it (put on one line with single spaces here).
+        styles.txt, `raw` the caption as the source has it (put on one line with single spaces here),
+        `fixes` the names of the fixes the converter already made to it (counted if it is kept).
         """
         report = self.reports[split]
         report.read += 1
@@ -86,6 +87,7 @@ class CaptionCollector:
             report.fixes["whitespace_normalized"] += 1
         if ampersand_fixed:
             report.fixes["ampersand_replaced"] += 1
+        report.fixes.update(fixes)
         self._captions[split].append(_Caption(key, image_file, style, text))
         return True
 

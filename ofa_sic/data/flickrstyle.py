@@ -135,13 +135,12 @@ def read_factual(path: str, wanted: set) -> Tuple[Dict[str, List[str]], Dict[str
     return captions, counts
 
 
-def _attach_final_period(text: str, fixes) -> str:
-    """"a dog runs ." -> "a dog runs." (counted)."""
+def attach_final_period(text: str) -> Tuple[str, Tuple[str, ...]]:
+    """"a dog runs ." -> "a dog runs.", with the name of the fix made (none for other texts)."""
     stripped = text.rstrip()
     if stripped.endswith(" .") and len(stripped.split()) > 1:
-        fixes["final_period_attached"] += 1
-        return stripped[:-2].rstrip() + "."
-    return text
+        return stripped[:-2].rstrip() + ".", ("final_period_attached",)
+    return text, ()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -203,8 +202,8 @@ def prepare_flickrstyle(flickrstyle_dir: str, image_dir: str, out_dir: str, fact
                 if len(not_in_split["examples"]) < 5:
                     not_in_split["examples"].append(key)
                 continue
-            fixes = reports[split_of[name]].fixes
-            collector.add(split_of[name], key, name, style, _attach_final_period(line, fixes))
+            text, fixes = attach_final_period(line)
+            collector.add(split_of[name], key, name, style, text, fixes)
     vocabulary = StyleVocabulary(styles)
     sources = {split: f"{flickrstyle_dir} ({split} split)" for split in SPLITS}
     write_layout(out_dir, collector.rows(), reports, sources, vocabulary, image_dir, options, result)
