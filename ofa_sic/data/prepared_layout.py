@@ -25,7 +25,7 @@ import json
 import multiprocessing
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from PIL import Image
