@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from ofa_sic.cli.main import main
-from ofa_sic.data import pcap
+from ofa_sic.data import prepared_layout
 from ofa_sic.data.pcap import PcapError, clean_caption, prepare_pcap
 
 PERSONALITIES = "Positive Traits\nHappy\nEarnest (Enthusiastic)\n\nNegative Traits\nSarcastic\nGloomy\n"
@@ -193,14 +193,14 @@ def test_failure_midway_leaves_no_output_and_keeps_old_files(tmp_path, monkeypat
     out = tmp_path / "out"
     out.mkdir()
     (out / "train.tsv").write_text("old\n", encoding="utf-8")
-    real_job = pcap._image_job
+    real_job = prepared_layout.image_job
 
     def failing_job(job):
         if job[0].endswith(HASH(3) + ".jpg"):  # the valid split's image: train.tsv is finished by now
             raise RuntimeError("disk on fire")
         return real_job(job)
 
-    monkeypatch.setattr(pcap, "_image_job", failing_job)
+    monkeypatch.setattr(prepared_layout, "image_job", failing_job)
     with pytest.raises(RuntimeError, match="disk on fire"):
         prepare_pcap(pcap_dir, image_dir, str(out), image_size=32, quiet=True)
     assert sorted(os.listdir(out)) == ["train.tsv"]

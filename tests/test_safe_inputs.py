@@ -72,7 +72,7 @@ def test_16_bit_png_gives_the_pixels_of_its_8_bit_version_everywhere(tmp_path):
     from ofa_sic.cli.caption import open_image
     from ofa_sic.data.image_transform import decode_base64_image
     from ofa_sic.data.images import decode_image
-    from ofa_sic.data.pcap import encode_image
+    from ofa_sic.data.prepared_layout import encode_image
 
     eight, sixteen = tmp_path / "gray8.png", tmp_path / "gray16.png"
     Image.fromarray(gradient(), "L").save(eight)
@@ -92,7 +92,7 @@ def test_exif_rotated_jpeg_gives_the_pixels_of_its_upright_version(tmp_path):
     from ofa_sic.cli.caption import open_image
     from ofa_sic.data.image_transform import decode_base64_image
     from ofa_sic.data.images import decode_image
-    from ofa_sic.data.pcap import encode_image
+    from ofa_sic.data.prepared_layout import encode_image
 
     upright, rotated = tmp_path / "upright.jpg", tmp_path / "rotated.jpg"
     Image.fromarray(gradient(channels=3)).save(upright, quality=100, subsampling=0)

@@ -1,6 +1,8 @@
-"""`ofa-sic demo-data`: write the synthetic demo data set in PCap's layout (see ofa_sic.data.demo)."""
+"""`ofa-sic demo-data`: write the synthetic demo data set in PCap's layout (see ofa_sic.data.demo), or in
+FlickrStyle10K's, SentiCap's or a captions file's (`--layout`, see ofa_sic.data.demo_layouts)."""
 import argparse
 import os
+import shlex
 
 HELP = "write a small synthetic data set in Personality-Captions' layout, with a matching BPE"
 
@@ -14,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="captions per train image, 1 to 6, written as K records of the image (default: 1, as PCap)")
     parser.add_argument("--n-valid", type=int, default=100, metavar="N", help="val records (default: 100)")
     parser.add_argument("--n-test", type=int, default=100, metavar="N", help="test records, five captions each (default: 100)")
+    parser.add_argument("--layout", choices=("pcap", "flickrstyle", "senticap", "captions"), default="pcap",
+                        help="the data set layout to write (default: pcap); the counts are then images per split "
+                             "(flickrstyle: their sum, split by prepare-flickrstyle)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,11 +26,16 @@ def run(args: argparse.Namespace) -> int:
     from ofa_sic.data.demo import make_demo_data
 
     summary = make_demo_data(args.out, seed=args.seed, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
-                             train_references=args.train_references)
+                             train_references=args.train_references, layout=args.layout)
+    command = ["ofa-sic", *summary["prepare_command"], "--out", os.path.join(args.out, "data")]
+    if args.layout != "pcap":
+        print(f"demo data ({args.layout} layout) in {args.out}: {summary['images']} images, {summary['captions']} captions, "
+              f"BPE vocabulary {summary['bpe_vocab_size']}; what each image shows: {summary['attributes']}")
+        print("next: " + shlex.join(command))
+        return 0
     records = ", ".join(f"{split} {n}" for split, n in summary["records"].items())
     images = ", ".join(f"{split} {n}" for split, n in summary["images"].items())
     print(f"demo data in {args.out}: {records} records ({images} images), styles {', '.join(summary['styles'])}, "
           f"BPE vocabulary {summary['bpe_vocab_size']}; what each image shows: {summary['attributes']}")
-    print("next: ofa-sic prepare-pcap --pcap-dir {} --image-dir {} --out {}".format(
-        summary["pcap_dir"], summary["image_dir"], os.path.join(args.out, "data")))
+    print("next: " + shlex.join(command))
     return 0

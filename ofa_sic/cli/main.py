@@ -11,12 +11,15 @@ import sys
 from typing import List, Optional
 
 from ofa_sic.cli import (
-    caption, check_data, cider_df, compare, convert, demo_data, evaluate, plot, prepare_pcap, score_generate,
-    style_classifier,
+    caption, check_data, cider_df, compare, convert, demo_data, evaluate, plot, prepare_captions, prepare_flickrstyle,
+    prepare_pcap, prepare_senticap, score_generate, style_classifier,
 )
 
 SUBCOMMANDS = {
     "prepare-pcap": prepare_pcap,
+    "prepare-flickrstyle": prepare_flickrstyle,
+    "prepare-senticap": prepare_senticap,
+    "prepare-captions": prepare_captions,
     "check-data": check_data,
     "demo-data": demo_data,
     "score-generate": score_generate,
@@ -32,10 +35,10 @@ SUBCOMMANDS = {
 
 def _user_errors() -> tuple:
     """The exception types that mean "bad input", reported without a traceback."""
-    from ofa_sic.data.pcap import PcapError
+    from ofa_sic.data.prepared_layout import ConversionError
     from ofa_sic.data.styles import UnknownStyleError
 
-    return (PcapError, UnknownStyleError, OSError, ValueError)
+    return (ConversionError, UnknownStyleError, OSError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:

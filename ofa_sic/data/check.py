@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import List
 
 from ofa_sic.data.caption_dataset import COLUMNS
-from ofa_sic.data.pcap import is_empty
+from ofa_sic.data.prepared_layout import is_empty
 from ofa_sic.data.styles import StyleVocabulary, UnknownStyleError
 from ofa_sic.data.text import REFERENCE_SEPARATOR
 from ofa_sic.data.tsv_reader import IndexedTSV

@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from ofa_sic.data.pcap import StagedOutputs
+from ofa_sic.data.prepared_layout import StagedOutputs
 
 PERSONALITIES_TXT = """Positive Traits
 Happy
@@ -281,8 +281,12 @@ def make_demo_data(
     image_px: int = 96,
     train_references: int = 1,
     quiet: bool = False,
+    layout: str = "pcap",
 ) -> Dict[str, Any]:
     """Write the demo data set to `out_dir` (see the module docstring); return a summary dict.
+
+    `layout` "pcap" writes PCap's layout; "flickrstyle", "senticap" or "captions" write the same kind of
+    pictures and captions in that data set's layout (`ofa_sic.data.demo_layouts`).
 
     `n_train`, `n_valid`, `n_test` are image counts; `train_references` is the number of captions
     (records) per train image, 1 to 6 (the templates of a style); `image_px` is the side of the square
@@ -297,6 +301,11 @@ def make_demo_data(
     templates = min(len(t) for t in TEMPLATES.values())
     if train_references > templates:
         raise ValueError(f"train_references can be at most {templates} (the templates of a style), got {train_references}")
+    if layout != "pcap":
+        from ofa_sic.data.demo_layouts import make_layout_demo
+
+        sizes = {"train": n_train, "val": n_valid, "test": n_test}
+        return make_layout_demo(out_dir, layout, seed, sizes, image_px, train_references, quiet)
     rng = random.Random(seed)
     taken: set = set()
     splits = {
@@ -335,6 +344,8 @@ def make_demo_data(
         bpe_size = _write_bpe(bpe_dir, texts, staged)
 
     summary = {
+        "layout": "pcap",
+        "prepare_command": ["prepare-pcap", "--pcap-dir", pcap_dir, "--image-dir", image_dir],
         "pcap_dir": pcap_dir,
         "image_dir": image_dir,
         "bpe_dir": bpe_dir,
