@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from ofa_sic.cli import (
     caption, check_data, cider_df, compare, convert, demo_data, evaluate, plot, prepare_pcap, score_generate,
-    style_classifier,
+    serve, style_classifier,
 )
 
 SUBCOMMANDS = {
@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "style-classifier": style_classifier,
     "plot": plot,
     "compare": compare,
+    "serve": serve,
 }
 
 
