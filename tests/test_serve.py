@@ -138,3 +138,26 @@ def test_concurrent_requests_each_get_their_own_captions(server, images, expecte
     assert [[c["caption"] for c in r.json()["captions"]] for r in responses] == wanted
     after = health(server)["batching"]
     assert after["rows_captioned"] - before["rows_captioned"] == sum(len(names) for _, names in asked)
+
+
+def test_a_caption_does_not_depend_on_the_rows_it_is_batched_with(varied_checkpoint, demo_data, images):
+    """The server's generation call (Captioner.caption_rows) on mixed rows equals each row captioned alone, also
+    where prompts differ in length and the length limit grows with the prompt (text styles, max_len_a > 0).
+    (With token styles and max_len_a 0 the other tests show it: `ofa-sic caption` batches its rows otherwise.)"""
+    from ofa_sic.data.images import decode_image
+    from ofa_sic.data.prompts import StylePrompt
+    from ofa_sic.generation.captioner import Captioner
+    from ofa_sic.generation.options import GenerationOptions
+
+    captioner = Captioner(str(varied_checkpoint), GenerationOptions(beam=2, max_len_a=0.5, max_len_b=4),
+                          data=str(demo_data["data"]), bpe_dir=str(demo_data["bpe"]), cpu=True)
+    task = captioner.task
+    task.prompt = StylePrompt(task.prompt.template, "text", task.styles, task.codec)
+    styles = task.styles.names
+    pixels = [captioner.image_tensor(decode_image(str(path))) for path in images[:3]]
+    rows = [(pixels[i % 3], styles[i % len(styles)]) for i in range(6)]
+    assert len({len(task.prompt(style)) for _, style in rows}) > 1  # prompts of several lengths
+    alone = [captioner.caption_rows([image], [style])[0] for image, style in rows]
+    together = captioner.caption_rows([image for image, _ in rows], [style for _, style in rows])
+    assert together == alone
+    assert len(set(alone)) > 1
