@@ -33,6 +33,13 @@ import requests
 LISTENING = re.compile(r"ofa-sic serve: listening on (http://\S+)")
 
 
+def loopback_session() -> requests.Session:
+    """A requests session that never goes through a proxy named in the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 def ofa_sic_command() -> str:
     """The `ofa-sic` console script next to this Python."""
     return str(Path(sys.executable).parent / "ofa-sic")
@@ -85,7 +92,7 @@ def run_clients(url: str, jobs, clients: int, seconds: float):
     deadline = time.perf_counter() + seconds
 
     def client():
-        session = requests.Session()
+        session = loopback_session()
         while time.perf_counter() < deadline:
             with lock:
                 job = next(next_job, None)
@@ -128,9 +135,9 @@ def table_row(name: str, latencies, wall: float, styles_per_request: int, planne
 
 def server_phase(url: str, jobs, clients: int, seconds: float):
     """run_clients, plus the mean rows per generation call the server made meanwhile (as text)."""
-    before = requests.get(url + "health", timeout=60).json()["batching"]
+    before = loopback_session().get(url + "health", timeout=60).json()["batching"]
     latencies, wall = run_clients(url, jobs, clients, seconds)
-    after = requests.get(url + "health", timeout=60).json()["batching"]
+    after = loopback_session().get(url + "health", timeout=60).json()["batching"]
     calls = after["generation_calls"] - before["generation_calls"]
     rows = after["rows_captioned"] - before["rows_captioned"]
     return latencies, wall, f"{rows / calls:.1f}"
@@ -158,11 +165,11 @@ def main() -> None:
     log_path = Path(tempfile.gettempdir()) / f"bench_serve_{os.getpid()}.log"
     process, url = start_server(args, log_path)
     try:
-        styles = requests.get(url + "styles", timeout=60).json()["styles"]
+        styles = loopback_session().get(url + "styles", timeout=60).json()["styles"]
         k = args.styles_per_request
         jobs = [(images[i % len(images)], [styles[(i + j) % len(styles)] for j in range(k)])
                 for i in range(args.requests)]
-        caption_once(requests.Session(), url, *jobs[0])  # warm-up
+        caption_once(loopback_session(), url, *jobs[0])  # warm-up
         rows = []
         latencies, wall, per_call = server_phase(url, jobs, 1, args.phase_seconds)
         rows.append(table_row("one at a time (1 client)", latencies, wall, k, len(jobs), per_call))

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from helpers import fairseq_command, ofa_sic
 
@@ -43,6 +44,13 @@ class RunningServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def loopback() -> requests.Session:
+    """A new HTTP session (one per call, so threads never share one) that ignores proxies named in the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
 
 
 def demo_images(demo_data, count: int):

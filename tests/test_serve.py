@@ -7,7 +7,7 @@ import pytest
 import requests
 from PIL import Image
 
-from serve_helpers import RunningServer, captions_of_ofa_sic_caption, demo_images
+from serve_helpers import RunningServer, captions_of_ofa_sic_caption, demo_images, loopback
 
 #: small limits, so the tests' oversized inputs stay small
 LIMITS = ("--max-upload-mb", "0.5", "--max-megapixels", "1", "--max-styles", "4", "--batch-wait-ms", "50")
@@ -32,26 +32,26 @@ def expected(varied_checkpoint, demo_data, images):
 
 def post_caption(server, image_path, styles, timeout=120):
     with open(image_path, "rb") as image:
-        return requests.post(server.url + "caption", files={"image": (image_path.name, image)},
+        return loopback().post(server.url + "caption", files={"image": (image_path.name, image)},
                              data={"style": list(styles)}, timeout=timeout)
 
 
 def health(server):
-    response = requests.get(server.url + "health", timeout=30)
+    response = loopback().get(server.url + "health", timeout=30)
     assert response.status_code == 200
     return response.json()
 
 
 def test_styles_health_page_and_openapi(server, demo_data):
     styles = (demo_data["data"] / "styles.txt").read_text().splitlines()
-    assert requests.get(server.url + "styles", timeout=30).json() == {"styles": styles}
+    assert loopback().get(server.url + "styles", timeout=30).json() == {"styles": styles}
     state = health(server)
     assert state["status"] == "ok" and state["device"] == "cpu" and state["styles"] == len(styles)
     assert (state["generation"]["beam"], state["generation"]["max_len_b"]) == (5, 16)  # the evaluation settings
     assert state["limits"] == {"max_upload_bytes": 500_000, "max_pixels": 1_000_000, "max_styles": 4}
-    page = requests.get(server.url, timeout=30)
+    page = loopback().get(server.url, timeout=30)
     assert page.status_code == 200 and 'id="style-search"' in page.text
-    assert "/caption" in requests.get(server.url + "openapi.json", timeout=30).json()["paths"]
+    assert "/caption" in loopback().get(server.url + "openapi.json", timeout=30).json()["paths"]
 
 
 def test_three_styles_equal_ofa_sic_caption_in_one_generation_call(server, images, expected):
@@ -108,7 +108,7 @@ def bad_requests(images):
 
 def test_each_bad_input_gets_its_4xx_with_detail_and_the_server_goes_on(server, images, expected):
     for name, request, status, phrase in bad_requests(images):
-        response = requests.post(server.url + "caption", timeout=60, **request)
+        response = loopback().post(server.url + "caption", timeout=60, **request)
         assert response.status_code == status, (name, response.text)
         detail = response.json()["detail"]
         assert isinstance(detail, str) and phrase in detail, (name, detail)
@@ -121,7 +121,7 @@ def test_each_bad_input_gets_its_4xx_with_detail_and_the_server_goes_on(server, 
 def test_chunked_upload_without_length_is_refused(server, images):
     prepared = requests.Request("POST", server.url + "caption", files={"image": ("a.jpg", images[0].read_bytes())},
                                 data={"style": "Happy"}).prepare()
-    response = requests.post(server.url + "caption", data=iter([prepared.body]), timeout=60,
+    response = loopback().post(server.url + "caption", data=iter([prepared.body]), timeout=60,
                              headers={"Content-Type": prepared.headers["Content-Type"]})
     assert response.status_code == 411 and "Content-Length" in response.json()["detail"]
 
