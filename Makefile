@@ -6,9 +6,21 @@ TORCH_VERSION ?= 2.13.0
 # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is a maintained fork of it.
 FAIRSEQ_SPEC := $(shell $(PYTHON) -c 'import sys; print("fairseq-fixed==0.12.3.1" if sys.version_info >= (3, 11) else "fairseq==0.12.2")')
 
-.PHONY: install test demo clean-venv
+# Debian's Chromium and its WebDriver drive the page of `ofa-sic serve` in tests/test_serve_page.py.
+BROWSER_PACKAGES := chromium chromium-driver
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-install: $(VENV)/.installed
+.PHONY: install browser test demo clean-venv
+
+install: $(VENV)/.installed browser
+
+# Installs the browser packages when chromium or chromedriver is missing (apt-get update only if the first try fails).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		$(APT_GET) install -y $(BROWSER_PACKAGES) || ($(APT_GET) update && $(APT_GET) install -y $(BROWSER_PACKAGES)); \
+	fi
 
 $(VENV)/.installed: requirements.txt requirements-interop.txt setup.py Makefile
 	$(PYTHON) -m venv $(VENV)

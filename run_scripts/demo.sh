@@ -105,3 +105,5 @@ c = json.load(open(f"{demo}/compare.json"))["overall"]["CIDEr"]
 print(f"test CIDEr (x100, {c['num_images']} images): ce {c['a']:.1f}, scst {c['b']:.1f}; "
       f"scst - ce {c['difference']:+.1f}, 95% CI [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}] (paired bootstrap)")
 PY
+echo "caption your own images with the SCST model, on a web page and a JSON API (README: Serving captions):"
+echo "  ofa-sic serve --path $DEMO_DIR/scst/checkpoint_last.pt --cpu    # then open http://127.0.0.1:8000/"

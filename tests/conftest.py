@@ -1,7 +1,9 @@
 """Session fixtures: a tiny demo dataset (PCap format -> prepared TSVs), the OFA-main golden fixture and its model."""
 import pytest
 
-from helpers import build_reference_model, load_reference, run_command, train_script_command, train_script_env
+from helpers import (
+    build_reference_model, load_reference, run_command, train_args, train_script_command, train_script_env,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +36,18 @@ def stage1_checkpoint(demo_data, tmp_path_factory):
     """checkpoint_last.pt of a 2-update run of run_scripts/train_caption.sh on the demo data (a "pretrained" file)."""
     save_dir = tmp_path_factory.mktemp("stage1")
     run_command(train_script_command(2), env=train_script_env(demo_data, save_dir))
+    return save_dir / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="session")
+def varied_checkpoint(demo_data, tmp_path_factory):
+    """checkpoint_last.pt of ofa_demo after one update at lr 1e-7: practically its seeded initialisation.
+
+    Its captions are noise, but noise that changes with the image and the style (the briefly trained
+    models of the other fixtures say the same words for every input), so a test can tell one request's
+    captions from another's.
+    """
+    save_dir = tmp_path_factory.mktemp("varied_ckpt")
+    run_command(train_args(demo_data, save_dir, "--max-update", "1", "--lr", "1e-7", "--disable-validation",
+                           "--no-epoch-checkpoints"))
     return save_dir / "checkpoint_last.pt"

@@ -5,8 +5,9 @@ import argparse
 from ofa_sic.generation.options import GenerationOptions
 
 
-def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """Checkpoint, folders, device and beam-search options shared by `ofa-sic evaluate` and `ofa-sic caption`."""
+def add_generation_arguments(parser: argparse.ArgumentParser, batch_size: bool = True) -> None:
+    """Checkpoint, folders, device and beam-search options shared by `ofa-sic evaluate`, `caption` and `serve`
+    (with `batch_size`, also --batch-size; `serve` sizes its batches with its own options)."""
     defaults = GenerationOptions()
     add = parser.add_argument
     add("--path", required=True, metavar="CKPT", help="style_caption checkpoint (e.g. checkpoint_best.pt)")
@@ -25,7 +26,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lenpen", type=float, default=defaults.lenpen, metavar="X",
         help="length penalty: >1 favours longer captions (default: 1)")
     add("--temperature", type=float, default=defaults.temperature, metavar="T", help="divide the logits by T (default: 1)")
-    add("--batch-size", type=int, default=16, metavar="N", help="captions generated at once (default: 16)")
+    if batch_size:
+        add("--batch-size", type=int, default=16, metavar="N", help="captions generated at once (default: 16)")
     add("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
@@ -41,8 +43,10 @@ def options_from_args(args: argparse.Namespace) -> GenerationOptions:
         beam=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len,
         no_repeat_ngram_size=args.no_repeat_ngram_size, lenpen=args.lenpen, temperature=args.temperature,
     )
-    if options.beam < 1 or args.batch_size < 1:
-        raise ValueError("--beam and --batch-size must be at least 1")
+    if options.beam < 1:
+        raise ValueError(f"--beam must be at least 1, got {options.beam}")
+    if "batch_size" in vars(args) and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if options.temperature <= 0:
         raise ValueError(f"--temperature must be positive, got {options.temperature}")
     return options

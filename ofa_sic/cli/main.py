@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from ofa_sic.cli import (
     caption, check_data, cider_df, compare, convert, demo_data, evaluate, plot, prepare_captions, prepare_flickrstyle,
-    prepare_pcap, prepare_senticap, score_generate, style_classifier,
+    prepare_pcap, prepare_senticap, score_generate, serve, style_classifier,
 )
 
 SUBCOMMANDS = {
@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "style-classifier": style_classifier,
     "plot": plot,
     "compare": compare,
+    "serve": serve,
 }
 
 

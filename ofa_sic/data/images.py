@@ -10,15 +10,25 @@ Pillow's `convert("RGB")` alone gets some images wrong; `to_rgb` fixes these:
   drops the alpha and shows what the transparent pixels happen to hold, often black);
 - every other mode (L, P, 1, CMYK, YCbCr, ...) goes through Pillow's `convert("RGB")`.
 """
+from typing import Optional
+
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 class ImageDecodeError(ValueError):
-    """Image bytes that Pillow cannot decode."""
+    """Image bytes that Pillow cannot decode (truncated, corrupt)."""
+
+
+class NotAnImageError(ImageDecodeError):
+    """Bytes in no image format Pillow knows."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """An image whose header states more pixels than allowed (a decompression bomb), refused undecoded."""
 
 
 def _scaled_to_8_bit(image: Image.Image) -> Image.Image:
@@ -45,18 +55,27 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(source) -> Image.Image:
+def decode_image(source, max_pixels: Optional[int] = None) -> Image.Image:
     """The image in `source` (a path or a binary file object), fully decoded, through `to_rgb`.
 
-    Raises FileNotFoundError / PermissionError / IsADirectoryError for a path that cannot be read and
-    ImageDecodeError when Pillow cannot decode the bytes.
+    With `max_pixels`, an image whose header states more pixels (width x height) is refused with
+    ImageTooLargeError before its pixels are decoded. Raises FileNotFoundError / PermissionError /
+    IsADirectoryError for a path that cannot be read, NotAnImageError for bytes in no format Pillow knows
+    and ImageDecodeError for image bytes Pillow cannot decode.
     """
     try:
-        with Image.open(source) as image:
+        with Image.open(source) as image:  # reads the header only
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise ImageTooLargeError(f"the image is {image.width}x{image.height} = {image.width * image.height} "
+                                         f"pixels, over the limit of {max_pixels}")
             image.load()
             rgb = to_rgb(image)
             return image.copy() if rgb is image else rgb  # leaving the block closes `image`
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
+    except (FileNotFoundError, PermissionError, IsADirectoryError, ImageTooLargeError):
         raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"the image is over Pillow's decompression bomb limit: {error}") from None
+    except UnidentifiedImageError:
+        raise NotAnImageError("not an image: no format Pillow reads (JPEG, PNG, WebP, GIF, BMP, TIFF, ...)") from None
     except Exception as error:  # Pillow raises many types for bad bytes
         raise ImageDecodeError(f"cannot decode image: {type(error).__name__}: {error}") from None

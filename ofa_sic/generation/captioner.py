@@ -92,26 +92,50 @@ class Captioner:
 
         return CaptionImageTransform(self.task.cfg.patch_image_size)(image)
 
-    def caption_images(self, images: Sequence, styles: Sequence[str], batch_size: int = 16) -> List[str]:
-        """Caption `images[i]` (PIL) in style `styles[i]` (names known to `self.styles`), `batch_size` at a time."""
+    def caption_rows(self, pixels: Sequence[torch.Tensor], styles: Sequence[str]) -> List[str]:
+        """Caption row i: the image tensor `pixels[i]` (uint8 [3, S, S] from `image_tensor`; one tensor may serve
+        several rows) in style `styles[i]`, all rows in one generation call.
+
+        With `max_len_a` 0 (the default) a row's caption does not depend on the other rows of the call. With
+        `max_len_a` > 0 fairseq sizes the length limit from the call's longest prompt, so rows are generated in
+        groups of equal prompt length (one call each) to keep every caption independent of its neighbours.
+        """
         from ofa_sic.data.text import collate_tokens
 
+        if len(pixels) != len(styles):
+            raise ValueError(f"{len(pixels)} images but {len(styles)} styles")
+        sources = [self.task.prompt(style) for style in styles]
+        if self.options.max_len_a != 0 and len({len(source) for source in sources}) > 1:
+            captions: List[Optional[str]] = [None] * len(sources)
+            for length in sorted({len(source) for source in sources}):
+                rows = [i for i, source in enumerate(sources) if len(source) == length]
+                for i, caption in zip(rows, self.caption_rows([pixels[i] for i in rows], [styles[i] for i in rows])):
+                    captions[i] = caption
+            return captions
+        pad = self.task.dictionary.pad()
+        src_tokens = collate_tokens(sources, pad)
+        sample = {
+            "id": torch.arange(len(sources)),
+            "net_input": {
+                "src_tokens": src_tokens,
+                "src_lengths": src_tokens.ne(pad).long().sum(dim=1),
+                "patch_images": torch.stack(list(pixels)),
+                "patch_masks": torch.ones(len(sources), dtype=torch.bool),
+            },
+        }
+        return self.caption_batch(sample)
+
+    def caption_images(self, images: Sequence, styles: Sequence[str], batch_size: int = 16) -> List[str]:
+        """Caption `images[i]` (PIL) in style `styles[i]` (names known to `self.styles`), `batch_size` rows per
+        generation call; an image object given for several rows is resized once."""
         if len(images) != len(styles):
             raise ValueError(f"{len(images)} images but {len(styles)} styles")
-        pad = self.task.dictionary.pad()
+        tensors = {}
+        for image in images:
+            if id(image) not in tensors:
+                tensors[id(image)] = self.image_tensor(image)
+        pixels = [tensors[id(image)] for image in images]
         captions: List[str] = []
         for start in range(0, len(images), batch_size):
-            sources = [self.task.prompt(style) for style in styles[start:start + batch_size]]
-            pixels = [self.image_tensor(image) for image in images[start:start + batch_size]]
-            src_tokens = collate_tokens(sources, pad)
-            sample = {
-                "id": torch.arange(start, start + len(sources)),
-                "net_input": {
-                    "src_tokens": src_tokens,
-                    "src_lengths": src_tokens.ne(pad).long().sum(dim=1),
-                    "patch_images": torch.stack(pixels),
-                    "patch_masks": torch.ones(len(sources), dtype=torch.bool),
-                },
-            }
-            captions.extend(self.caption_batch(sample))
+            captions.extend(self.caption_rows(pixels[start:start + batch_size], styles[start:start + batch_size]))
         return captions
