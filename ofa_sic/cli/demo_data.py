@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="captions per train image, 1 to 6, written as K records of the image (default: 1, as PCap)")
     parser.add_argument("--n-valid", type=int, default=100, metavar="N", help="val records (default: 100)")
     parser.add_argument("--n-test", type=int, default=100, metavar="N", help="test records, five captions each (default: 100)")
+    parser.add_argument("--profile", choices=("template", "pcap"), default="template",
+                        help="template: 5 styles, every caption describes the picture (default); pcap: 25 styles in "
+                             "confusable families, comments that often say nothing of the picture, five very different "
+                             "test references, as in Personality-Captions (PCap's layout only); writes ceilings.json")
     parser.add_argument("--layout", choices=("pcap", "flickrstyle", "senticap", "captions"), default="pcap",
                         help="the data set layout to write (default: pcap); the counts are then images per split "
                              "(flickrstyle: their sum, split by prepare-flickrstyle)")
@@ -26,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from ofa_sic.data.demo import make_demo_data
 
     summary = make_demo_data(args.out, seed=args.seed, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
-                             train_references=args.train_references, layout=args.layout)
+                             train_references=args.train_references, layout=args.layout,
+                             profile=args.profile)
     command = ["ofa-sic", *summary["prepare_command"], "--out", os.path.join(args.out, "data")]
     if args.layout != "pcap":
         print(f"demo data ({args.layout} layout) in {args.out}: {summary['images']} images, {summary['captions']} captions, "
@@ -37,5 +42,10 @@ def run(args: argparse.Namespace) -> int:
     images = ", ".join(f"{split} {n}" for split, n in summary["images"].items())
     print(f"demo data in {args.out}: {records} records ({images} images), styles {', '.join(summary['styles'])}, "
           f"BPE vocabulary {summary['bpe_vocab_size']}; what each image shows: {summary['attributes']}")
+    if summary["ceilings"] is not None:
+        ceilings = summary["ceilings"]
+        print(f"ceilings ({args.out}/ceilings.json): the test references' leave-one-out CIDEr "
+              f"{ceilings['reference_loo_cider']:.1f}; the style classifier on them {ceilings['reference_style_top1']:.1f}% "
+              f"top-1 (chance {ceilings['chance_style_top1']:.1f}%)")
     print("next: " + shlex.join(command))
     return 0

@@ -26,7 +26,7 @@ import json
 import os
 import random
 import string
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from PIL import Image, ImageDraw
 from tqdm import tqdm
@@ -103,6 +103,10 @@ COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 VAL_CANDIDATES = 100
 TEST_500_CANDIDATES = 500
 BPE_VOCAB_SIZE = 800
+#: the PCap-like profile's captions have a larger vocabulary (ofa_sic.data.demo_pcap_profile)
+PCAP_LIKE_BPE_VOCAB_SIZE = 1500
+#: the PCap-like profile's ceilings (ofa_sic.data.demo_pcap_profile.caption_ceilings)
+CEILINGS_FILE = "ceilings.json"
 #: What each image shows, {image_hash: {"shape", "color", "count", "background"}}, for content accuracy.
 ATTRIBUTES_FILE = "attributes.json"
 PROMPTS = (" what does the image describe?", " what does the image describe? reply in personality")
@@ -171,8 +175,8 @@ def _image_hash(rng: random.Random, number: int, taken: set) -> str:
             return image_hash
 
 
-def _make_split(split: str, n: int, rng: random.Random, taken: set, references: int = 1) -> List[Dict[str, Any]]:
-    """Return the records of one split (with their scenes, removed before writing).
+def _make_template_split(split: str, n: int, rng: random.Random, taken: set, references: int) -> List[Dict[str, Any]]:
+    """The template profile's records of one split (with their scenes, removed before writing).
 
     A train image gets `references` records, each with another template of the image's style (PCap's
     layout has one comment per train record, so several captions of an image are several records).
@@ -198,13 +202,60 @@ def _make_split(split: str, n: int, rng: random.Random, taken: set, references: 
     return records
 
 
-def _add_candidates(records: List[Dict[str, Any]], key: str, size: int, rng: random.Random) -> None:
-    """Give each record `size` ranking candidates: its comment at a random place among random other captions."""
+def _make_pcap_like_split(split: str, n: int, rng: random.Random, taken: set, references: int) -> List[Dict[str, Any]]:
+    """The PCap-like profile's records of one split (ofa_sic.data.demo_pcap_profile): test records have five
+    independently drawn comments, train images `references` records."""
+    from ofa_sic.data.demo_pcap_profile import STYLES as PROFILE_STYLES, TEST_REFERENCES, pcap_like_caption
+
+    styles = [list(PROFILE_STYLES)[i % len(PROFILE_STYLES)] for i in range(n)]
+    rng.shuffle(styles)
+    records = []
+    for number, style in enumerate(styles):
+        scene = _random_scene(rng)
+        image_hash = _image_hash(rng, number, taken)
+        if split == "test":
+            comments = [pcap_like_caption(scene, style, rng) for _ in range(TEST_REFERENCES)]
+            records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
+                            "comment": comments[0], "additional_comments": comments[1:]})
+        else:
+            for _ in range(references):
+                records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
+                                "comment": pcap_like_caption(scene, style, rng)})
+    return records
+
+
+def _template_candidate(rng: random.Random) -> str:
+    """A random caption of the template profile (a ranking candidate)."""
+    style = rng.choice(STYLES)
+    return caption(_random_scene(rng), style, rng.randrange(len(TEMPLATES[style])))
+
+
+def _pcap_like_candidate(rng: random.Random) -> str:
+    """A random comment of the PCap-like profile (a ranking candidate)."""
+    from ofa_sic.data.demo_pcap_profile import STYLES as PROFILE_STYLES, pcap_like_caption
+
+    return pcap_like_caption(_random_scene(rng), rng.choice(sorted(PROFILE_STYLES)), rng)
+
+
+#: profile -> (styles, personalities.txt, make_split, random candidate caption)
+def _profile(name: str):
+    if name == "template":
+        return STYLES, PERSONALITIES_TXT, _make_template_split, _template_candidate
+    if name == "pcap":
+        from ofa_sic.data.demo_pcap_profile import STYLES as PROFILE_STYLES, personalities_txt
+
+        return tuple(PROFILE_STYLES), personalities_txt(), _make_pcap_like_split, _pcap_like_candidate
+    raise ValueError(f"unknown demo profile {name!r}; use template or pcap")
+
+
+def _add_candidates(records: List[Dict[str, Any]], key: str, size: int, rng: random.Random,
+                    draw=_template_candidate) -> None:
+    """Give each record `size` ranking candidates: its comment at a random place among random other captions
+    (`draw(rng)` makes one)."""
     for record in records:
         others = set()
         while len(others) < size - 1:
-            style = rng.choice(STYLES)
-            text = caption(_random_scene(rng), style, rng.randrange(len(TEMPLATES[style])))
+            text = draw(rng)
             if text != record["comment"]:
                 others.add(text)
         candidates = sorted(others)
@@ -217,7 +268,7 @@ def _add_candidates(records: List[Dict[str, Any]], key: str, size: int, rng: ran
 # BPE
 
 
-def _bpe_corpus(texts: Iterable[str]) -> List[str]:
+def _bpe_corpus(texts: Iterable[str], styles: Sequence[str] = STYLES) -> List[str]:
     """Return the BPE training lines: each text as the model sees it (" " + text), raw and lower-cased
     without punctuation, plus the task prompts and the style names."""
     strip = str.maketrans("", "", string.punctuation)
@@ -227,13 +278,13 @@ def _bpe_corpus(texts: Iterable[str]) -> List[str]:
         lines.append(" " + " ".join(text.lower().translate(strip).split()))
     for _ in range(10):  # often enough for min_frequency=2 to merge them into whole words
         lines.extend(PROMPTS)
-        lines.extend(" " + style for style in STYLES)
-        lines.extend(" " + style.lower() for style in STYLES)
+        lines.extend(" " + style for style in styles)
+        lines.extend(" " + style.lower() for style in styles)
     return lines
 
 
 def train_bpe(
-    texts: Iterable[str], vocab_size: int = BPE_VOCAB_SIZE
+    texts: Iterable[str], vocab_size: int = BPE_VOCAB_SIZE, styles: Sequence[str] = STYLES
 ) -> Tuple[Dict[str, int], List[Tuple[str, str]], Dict[int, int]]:
     """Train a GPT-2-style byte-level BPE on `texts`; return (encoder, merges, count per id).
 
@@ -242,7 +293,7 @@ def train_bpe(
     """
     from tokenizers import ByteLevelBPETokenizer  # imported here: only the demo needs it
 
-    corpus = _bpe_corpus(texts)
+    corpus = _bpe_corpus(texts, styles)
     tokenizer = ByteLevelBPETokenizer(add_prefix_space=False)
     tokenizer.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=2, show_progress=False, special_tokens=[])
     model = json.loads(tokenizer._tokenizer.to_str())["model"]
@@ -254,9 +305,10 @@ def train_bpe(
     return encoder, merges, dict(counts)
 
 
-def _write_bpe(bpe_dir: str, texts: Iterable[str], staged: StagedOutputs) -> int:
+def _write_bpe(bpe_dir: str, texts: Iterable[str], staged: StagedOutputs, styles: Sequence[str] = STYLES,
+               vocab_size: int = BPE_VOCAB_SIZE) -> int:
     """Write encoder.json, vocab.bpe and dict.txt to `bpe_dir`; return the vocabulary size."""
-    encoder, merges, counts = train_bpe(texts)
+    encoder, merges, counts = train_bpe(texts, vocab_size, styles)
     with staged.open(os.path.join(bpe_dir, "encoder.json")) as f:
         json.dump(encoder, f, ensure_ascii=True)
     with staged.open(os.path.join(bpe_dir, "vocab.bpe")) as f:
@@ -282,11 +334,16 @@ def make_demo_data(
     train_references: int = 1,
     quiet: bool = False,
     layout: str = "pcap",
+    profile: str = "template",
 ) -> Dict[str, Any]:
     """Write the demo data set to `out_dir` (see the module docstring); return a summary dict.
 
     `layout` "pcap" writes PCap's layout; "flickrstyle", "senticap" or "captions" write the same kind of
     pictures and captions in that data set's layout (`ofa_sic.data.demo_layouts`).
+
+    `profile` "template" writes the template captions of this module; "pcap" comments with PCap's statistics
+    (ofa_sic.data.demo_pcap_profile; PCap's layout only), and `ceilings.json` with what a model can reach
+    on them.
 
     `n_train`, `n_valid`, `n_test` are image counts; `train_references` is the number of captions
     (records) per train image, 1 to 6 (the templates of a style); `image_px` is the side of the square
@@ -301,6 +358,9 @@ def make_demo_data(
     templates = min(len(t) for t in TEMPLATES.values())
     if train_references > templates:
         raise ValueError(f"train_references can be at most {templates} (the templates of a style), got {train_references}")
+    styles, personalities, make_split, draw_candidate = _profile(profile)
+    if profile != "template" and layout != "pcap":
+        raise ValueError(f"the {profile} profile is written in PCap's layout only, not {layout}")
     if layout != "pcap":
         from ofa_sic.data.demo_layouts import make_layout_demo
 
@@ -309,13 +369,13 @@ def make_demo_data(
     rng = random.Random(seed)
     taken: set = set()
     splits = {
-        "train": _make_split("train", n_train, rng, taken, train_references),
-        "val": _make_split("val", n_valid, rng, taken),
-        "test": _make_split("test", n_test, rng, taken),
+        "train": make_split("train", n_train, rng, taken, train_references),
+        "val": make_split("val", n_valid, rng, taken, 1),
+        "test": make_split("test", n_test, rng, taken, 1),
     }
-    _add_candidates(splits["val"], "candidates", VAL_CANDIDATES, rng)
-    _add_candidates(splits["test"], "candidates", VAL_CANDIDATES, rng)
-    _add_candidates(splits["test"], "500_candidates", TEST_500_CANDIDATES, rng)
+    _add_candidates(splits["val"], "candidates", VAL_CANDIDATES, rng, draw_candidate)
+    _add_candidates(splits["test"], "candidates", VAL_CANDIDATES, rng, draw_candidate)
+    _add_candidates(splits["test"], "500_candidates", TEST_500_CANDIDATES, rng, draw_candidate)
 
     pcap_dir = os.path.join(out_dir, "personality_captions")
     image_dir = os.path.join(out_dir, "yfcc_images")
@@ -340,8 +400,16 @@ def make_demo_data(
             with staged.open(os.path.join(pcap_dir, f"{split}.json")) as f:
                 json.dump(records, f)
         with staged.open(os.path.join(pcap_dir, "personalities.txt")) as f:
-            f.write(PERSONALITIES_TXT)
-        bpe_size = _write_bpe(bpe_dir, texts, staged)
+            f.write(personalities)
+        vocab_size = BPE_VOCAB_SIZE if profile == "template" else PCAP_LIKE_BPE_VOCAB_SIZE
+        bpe_size = _write_bpe(bpe_dir, texts, staged, styles, vocab_size)
+        ceilings = None
+        if profile == "pcap":
+            from ofa_sic.data.demo_pcap_profile import caption_ceilings
+
+            ceilings = caption_ceilings(splits["train"], splits["test"])
+            with staged.open(os.path.join(out_dir, CEILINGS_FILE)) as f:
+                json.dump(ceilings, f, indent=2)
 
     summary = {
         "layout": "pcap",
@@ -352,8 +420,10 @@ def make_demo_data(
         "records": {split: len(records) for split, records in splits.items()},
         "images": {split: len({r["image_hash"] for r in records}) for split, records in splits.items()},
         "attributes": os.path.join(out_dir, ATTRIBUTES_FILE),
-        "styles": list(STYLES),
+        "styles": list(styles),
         "bpe_vocab_size": bpe_size,
         "seed": seed,
+        "profile": profile,
+        "ceilings": ceilings,
     }
     return summary
