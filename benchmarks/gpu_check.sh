@@ -27,6 +27,7 @@ source "$ROOT/benchmarks/device_commands.sh"
 source "$ROOT/benchmarks/check_parts.sh"
 
 WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT  # checkpoints and data (a few GB); the report is in $OUT
 DATA_DIR=$WORK/check
 export ARCH=ofa_base PATCH_IMAGE_SIZE=480 DEVICE_ARGS="" NUM_WORKERS=6 PYTHONUNBUFFERED=1 WORK DATA_DIR
 export DEVICE_ENV_ROOT DEVICE_COMMANDS_ROOT
