@@ -22,7 +22,7 @@ if [ "${1:-}" = --python-version ]; then PYTHON_VERSION=$2; shift 2; fi
 DEST=${1:-$ROOT/.device_wheels}
 LIMIT_BYTES=$((64 * 1024 * 1024))
 
-pinned() {  # pinned NAME FILE: the NAME==VERSION line of FILE (the project's pin), or an error naming both
+pinned() {  # pinned NAME FILE: the first NAME==VERSION in FILE (the project's pin), or an error naming both
   grep -o -m1 -E "$1==[0-9][0-9.]*[0-9]" "$2" || { echo "no $1==VERSION pin in $2" >&2; exit 2; }
 }
 # Pure Python (py3-none-any): one wheel fits every Python 3. antlr4-python3-runtime is an sdist only on
