@@ -192,8 +192,9 @@ class Worker:
             target = torch.ones(batch, max(len(r) for r in rows), dtype=torch.long)
             for i, row in enumerate(rows):
                 target[i, : len(row)] = row
-            self.scst_sample = {"net_input": self.net_input, "target": target}
             texts = [[bench_task.decode(ref) for ref in refs] for refs in references]
+            # The criterion reads each image's reference texts from the sample (as the task's collater gives them).
+            self.scst_sample = {"net_input": self.net_input, "target": target, "references": texts}
             self.criterion = ScstRewardCriterion(bench_task, build_document_frequency(texts), scst_baseline="loo")
             self.capture_scst_terms()
         return {"parameters": sum(p.numel() for p in model.parameters())}

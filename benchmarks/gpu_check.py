@@ -5,8 +5,12 @@ The steps, model and inputs are those of benchmarks/bench_speed.py (this checkou
 counted by torch's FlopCounterMode over one step (matmuls, convolutions, attention); MFU = FLOPs /
 (step time x the device's dense peak: --peak-tflops for bf16/fp16 and --peak-tflops-fp32 for fp32,
 TF32 off as in PyTorch's default). Peak memory is torch.cuda.max_memory_allocated over one step.
+Each measured row is printed as one JSON object as soon as it is measured (benchmarks/check_report.py
+collects them), so a run stopped at its time limit keeps the rows it finished. A row that raises
+(e.g. out of memory) is printed with its "error", the others still run, and the exit status is then 1.
 """
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -46,47 +50,67 @@ def main():
     device = torch.device(args.device)
     worker = Worker(str(REPO_ROOT))
     batch = {"ce": args.batch_ce, "scst": args.batch_scst, "beam": args.batch_beam}
-    print(f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, {args.patch_image_size} px, "
-          f"torch {torch.__version__}; median of {args.repeats}")
-    print(f"{'arch':9} {'step':5} {'prec':5} {'batch':>5} {'step s':>8} {'images/s':>9} {'peak GiB':>9} {'TFLOP':>8} {'MFU':>6}")
+    print(json.dumps({"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                      "patch_image_size": args.patch_image_size, "torch": torch.__version__,
+                      "repeats": args.repeats, "statistic": "median"}), flush=True)
+    errors = 0
     for arch in args.archs:
         for step in args.steps:
-            worker.setup(arch=arch, step=step, patch=args.patch_image_size, batch=batch[step], beam=5, max_len_b=16)
-            worker.model.to(device)
-            worker.net_input = moved(worker.net_input, device)
-            worker.prev_output_tokens, worker.target = worker.prev_output_tokens.to(device), worker.target.to(device)
-            if step == "scst":
-                worker.scst_sample = moved(worker.scst_sample, device)
+            try:
+                worker.setup(arch=arch, step=step, patch=args.patch_image_size, batch=batch[step], beam=5, max_len_b=16)
+                worker.model.to(device)
+                worker.net_input = moved(worker.net_input, device)
+                worker.prev_output_tokens, worker.target = worker.prev_output_tokens.to(device), worker.target.to(device)
+                if step == "scst":
+                    worker.scst_sample = moved(worker.scst_sample, device)
+                setup_error = None
+            except Exception as error:  # recorded for each precision of this step; the next step still runs
+                setup_error = f"setup: {error!r}"
             for precision in args.precisions:
-                dtype = DTYPES[precision]
-
-                def run():
-                    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                        worker.run_step(step)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-
-                run()  # warm-up
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                seconds = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    run()
-                    seconds.append(time.perf_counter() - start)
-                peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else float("nan")
-                counter = FlopCounterMode(display=False)
-                with counter:
-                    run()
-                flops = counter.get_total_flops()
-                step_s = statistics.median(seconds)
-                peak_flops = (args.peak_tflops if dtype is not None else args.peak_tflops_fp32) * 1e12
-                print(f"{arch:9} {step:5} {precision:5} {batch[step]:5d} {step_s:8.3f} {batch[step] / step_s:9.1f} "
-                      f"{peak:9.2f} {flops / 1e12:8.2f} {flops / step_s / peak_flops:6.1%}", flush=True)
+                row = {"arch": arch, "step": step, "precision": precision, "batch": batch[step]}
+                if setup_error:
+                    row["error"] = setup_error
+                else:
+                    try:
+                        row.update(measure(worker, step, DTYPES[precision], device, args))
+                        row["images_per_s"] = round(batch[step] / row["step_s"], 2)
+                    except Exception as error:  # e.g. out of memory: recorded, and the next precision still runs
+                        row["error"] = repr(error)
+                errors += "error" in row
+                print(json.dumps(row), flush=True)
             worker.model = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    return 1 if errors else 0
+
+
+def measure(worker, step, dtype, device, args) -> dict:
+    """Median step seconds, peak GiB, TFLOP and MFU of `step` under autocast to `dtype` (None: fp32)."""
+
+    def run():
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            worker.run_step(step)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    run()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run()
+    flops = counter.get_total_flops()
+    step_s = statistics.median(seconds)
+    peak_flops = (args.peak_tflops if dtype is not None else args.peak_tflops_fp32) * 1e12
+    return {"step_s": round(step_s, 4), "peak_gib": None if peak is None else round(peak, 2),
+            "tflop": round(flops / 1e12, 3), "mfu": round(flops / step_s / peak_flops, 4)}
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
