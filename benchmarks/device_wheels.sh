@@ -27,8 +27,10 @@ pinned() {  # pinned NAME FILE: the first NAME==VERSION in FILE (the project's p
 }
 # Pure Python (py3-none-any): one wheel fits every Python 3. antlr4-python3-runtime is an sdist only on
 # the index; pip builds its wheel here. 4.9.3 is the one release that omegaconf 2.3.0 and hydra-core 1.3.2 accept.
+# SCST names its reward with SacreEOS, which imports NLTK (and NLTK defusedxml, which the device lacks).
 PURE=("$(pinned hydra-core "$ROOT/requirements.txt")" "$(pinned omegaconf "$ROOT/requirements.txt")"
-      antlr4-python3-runtime==4.9.3)
+      antlr4-python3-runtime==4.9.3 "$(pinned sacreeos "$ROOT/Makefile")" "$(pinned nltk "$ROOT/requirements.txt")"
+      defusedxml==0.7.1)
 # Compiled, one wheel per Python version. requirements.txt leaves bitarray open: this is the version
 # `make install` resolves today.
 COMPILED=("$(pinned fairseq-fixed "$ROOT/Makefile")" bitarray==3.12.3)
