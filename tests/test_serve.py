@@ -161,3 +161,46 @@ def test_a_caption_does_not_depend_on_the_rows_it_is_batched_with(varied_checkpo
     together = captioner.caption_rows([image for image, _ in rows], [style for _, style in rows])
     assert together == alone
     assert len(set(alone)) > 1
+
+
+def test_an_overloaded_server_answers_503_at_once_and_goes_on(varied_checkpoint, demo_data, images, expected,
+                                                                tmp_path):
+    """With --max-waiting 2, a request of 3 styles would pass the rows that may wait: it is refused whole
+    with 503 and Retry-After, and a request within the limit is captioned."""
+    busy = RunningServer(varied_checkpoint, demo_data, tmp_path / "serve.log", "--max-waiting", "2")
+    try:
+        response = post_caption(busy, images[0], ["Happy", "Formal", "Gloomy"])
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        assert "over the server's --max-waiting 2" in response.json()["detail"]
+        good = post_caption(busy, images[0], ["Happy", "Formal"])
+        assert good.status_code == 200
+        assert [c["caption"] for c in good.json()["captions"]] == [expected[(str(images[0]), s)] for s in ("Happy", "Formal")]
+    finally:
+        busy.stop()
+
+
+def test_the_batcher_refuses_a_request_whole_when_too_many_rows_wait():
+    import threading
+
+    import torch
+
+    from ofa_sic.serve.batcher import CaptionBatcher, QueueFullError
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_captions(pixels, styles):
+        started.set()
+        release.wait(30)
+        return [f"{style} caption" for style in styles]
+
+    batcher = CaptionBatcher(slow_captions, max_batch=1, max_wait_s=0.0, max_waiting=2)
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    first = batcher.submit(image, ["a"])
+    assert started.wait(30)  # the worker holds row "a"; nothing waits
+    waiting = batcher.submit(image, ["b", "c"])  # 2 rows wait: the limit
+    with pytest.raises(QueueFullError, match="2 rows are waiting .* adds 1, over the server's --max-waiting 2"):
+        batcher.submit(image, ["d"])
+    release.set()
+    assert [f.result(30).caption for f in first + waiting] == ["a caption", "b caption", "c caption"]
+    assert batcher.submit(image, ["e"])[0].result(30).caption == "e caption"  # room again
+    batcher.stop()

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-batch", type=int, default=16, metavar="N", help="rows (image, style) per generation call (default: 16)")
     add("--batch-wait-ms", type=float, default=20.0, metavar="MS",
         help="how long a row may wait for others to share its generation call (default: 20)")
+    add("--max-waiting", type=int, default=256, metavar="N",
+        help="most rows (image, style) waiting for generation; a request that would pass it gets 503 (default: 256)")
     add("--max-upload-mb", type=float, default=10.0, metavar="MB",
         help="largest request body (image and form fields) in megabytes, refused with 413 (default: 10)")
     add("--max-megapixels", type=float, default=40.0, metavar="MP",
@@ -38,7 +40,8 @@ def limits_from_args(args: argparse.Namespace):
     """ServeLimits from the options (checked)."""
     from ofa_sic.serve.app import ServeLimits
 
-    for flag, value in (("--max-batch", args.max_batch), ("--max-styles", args.max_styles)):
+    for flag, value in (("--max-batch", args.max_batch), ("--max-styles", args.max_styles),
+                        ("--max-waiting", args.max_waiting)):
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels)):
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
                           precision=args.precision)
     logging.getLogger().setLevel(logging.INFO)  # fairseq's imports set DEBUG, which would log every upload's bytes
-    batcher = CaptionBatcher(captioner.caption_rows, args.max_batch, args.batch_wait_ms / 1000)
+    batcher = CaptionBatcher(captioner.caption_rows, args.max_batch, args.batch_wait_ms / 1000, args.max_waiting)
     settings = {"checkpoint": args.path, "device": captioner.device.type, "precision": args.precision,
                 "generation": options.as_dict(), "styles": len(captioner.styles)}
     app = build_app(captioner, batcher, limits, settings)

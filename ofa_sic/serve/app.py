@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from ofa_sic.cli.caption import resolve_styles
 from ofa_sic.data.images import ImageDecodeError, ImageTooLargeError, NotAnImageError, decode_image
 from ofa_sic.data.styles import UnknownStyleError
-from ofa_sic.serve.batcher import CaptionBatcher
+from ofa_sic.serve.batcher import CaptionBatcher, QueueFullError
 
 PAGE = Path(__file__).with_name("page.html")
 #: images decoded at once (each decode holds the full-size picture in memory)
@@ -116,6 +116,7 @@ def build_app(captioner, batcher: CaptionBatcher, limits: ServeLimits, settings:
         return {
             "status": "ok", **settings, "limits": asdict(limits),
             "batching": {"max_batch": batcher.max_batch, "batch_wait_ms": batcher.max_wait_s * 1000,
+                         "max_waiting": batcher.max_waiting,
                          "generation_calls": batcher.calls, "rows_captioned": batcher.rows},
         }
 
@@ -146,7 +147,10 @@ def build_app(captioner, batcher: CaptionBatcher, limits: ServeLimits, settings:
                                      f"takes at most {limits.max_pixels} pixels, its --max-megapixels)") from None
         except ImageDecodeError as error:
             raise HTTPException(422, f"{image.filename or 'the upload'}: truncated or corrupt image ({error})") from None
-        futures = batcher.submit(pixels, names)
+        try:
+            futures = batcher.submit(pixels, names)
+        except QueueFullError as error:
+            raise HTTPException(503, f"busy: {error}; retry in a moment", headers={"Retry-After": "1"}) from None
         try:
             rows = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
         except Exception as error:  # generation failed: this request's rows get a 500, the server goes on

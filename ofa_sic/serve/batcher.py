@@ -3,7 +3,9 @@
 A request submits its rows (one image tensor, several styles) at once; one worker thread takes up to
 `max_batch` waiting rows, in arrival order, and captions them in one call of `caption_rows`. When
 fewer rows wait, it waits for more until the oldest waiting row has waited `max_wait_s`. Rows of
-a request whose client went away (their futures cancelled) are dropped before generation.
+a request whose client went away (their futures cancelled) are dropped before generation. At most
+`max_waiting` rows wait: a request that would pass that is refused whole (QueueFullError), so that an
+overloaded server answers at once instead of letting every client wait ever longer.
 """
 import collections
 import concurrent.futures
@@ -16,6 +18,10 @@ import torch
 
 #: caption_rows(pixels, styles) -> captions: uint8 [3, S, S] tensors and style names, one caption per row.
 CaptionRows = Callable[[List[torch.Tensor], List[str]], List[str]]
+
+
+class QueueFullError(RuntimeError):
+    """Too many rows are waiting for generation; the request should be retried later."""
 
 
 @dataclass
@@ -37,14 +43,17 @@ class _Row:
 class CaptionBatcher:
     """One worker thread that captions submitted rows in generation calls of up to `max_batch` rows."""
 
-    def __init__(self, caption_rows: CaptionRows, max_batch: int, max_wait_s: float):
+    def __init__(self, caption_rows: CaptionRows, max_batch: int, max_wait_s: float, max_waiting: int):
         if max_batch < 1:
             raise ValueError(f"the batch must hold at least 1 row, got {max_batch}")
+        if max_waiting < 1:
+            raise ValueError(f"at least 1 row must be able to wait, got {max_waiting}")
         if max_wait_s < 0:
             raise ValueError(f"the batch wait cannot be negative, got {max_wait_s}")
         self.caption_rows = caption_rows
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.max_waiting = max_waiting
         #: generation calls made and rows captioned so far
         self.calls = 0
         self.rows = 0
@@ -55,12 +64,16 @@ class CaptionBatcher:
         self._thread.start()
 
     def submit(self, pixels: torch.Tensor, styles: Sequence[str]) -> List[concurrent.futures.Future]:
-        """Queue `pixels` (uint8 [3, S, S]) in each of `styles`; futures of CaptionedRow, in the order of `styles`."""
+        """Queue `pixels` (uint8 [3, S, S]) in each of `styles`; futures of CaptionedRow, in the order of `styles`.
+        Raises QueueFullError, queueing nothing, when the rows would exceed `max_waiting`."""
         now = time.monotonic()
         rows = [_Row(pixels, style, now) for style in styles]
         with self._condition:
             if self._stopping:
                 raise RuntimeError("the caption batcher is stopped")
+            if len(self._pending) + len(rows) > self.max_waiting:
+                raise QueueFullError(f"{len(self._pending)} rows are waiting for generation and this request adds "
+                                     f"{len(rows)}, over the server's --max-waiting {self.max_waiting}")
             self._pending.extend(rows)
             self._condition.notify()
         return [row.future for row in rows]
