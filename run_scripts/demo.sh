@@ -16,6 +16,7 @@ DEMO_DIR=${DEMO_DIR:-demo_out}
 EPOCHS=${EPOCHS:-16}
 N_TEST=${N_TEST:-500}
 TRAIN_REFERENCES=${TRAIN_REFERENCES:-1}
+PROFILE=${PROFILE:-template}  # pcap: comments with Personality-Captions' statistics (README, Quick start)
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
 SCST_UPDATES=${SCST_UPDATES:-150}
@@ -49,7 +50,7 @@ PY
 }
 
 echo "== 1/5 demo data in Personality-Captions' layout, converted with prepare-pcap; the style classifier =="
-ofa-sic demo-data --out "$DEMO_DIR/raw" --n-test "$N_TEST" --train-references "$TRAIN_REFERENCES"
+ofa-sic demo-data --out "$DEMO_DIR/raw" --n-test "$N_TEST" --train-references "$TRAIN_REFERENCES" --profile "$PROFILE"
 ofa-sic prepare-pcap --pcap-dir "$DEMO_DIR/raw/personality_captions" --image-dir "$DEMO_DIR/raw/yfcc_images" \
   --out "$DATA" --image-size 96 --workers "$WORKERS"
 ofa-sic style-classifier --data "$DATA" --out "$CLASSIFIER"
