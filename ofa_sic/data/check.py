@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import List
 
 from ofa_sic.data.caption_dataset import COLUMNS
-from ofa_sic.data.prepared_layout import is_empty
+from ofa_sic.data.prepared_layout import SPLITS, is_empty, split_file
 from ofa_sic.data.styles import StyleVocabulary, UnknownStyleError
 from ofa_sic.data.text import REFERENCE_SEPARATOR
 from ofa_sic.data.tsv_reader import IndexedTSV
 
-SPLITS = ("train", "valid", "test")
 UTF8_BOM = b"\xef\xbb\xbf"
 #: Problems of one file shown in a start-up error; `ofa-sic check-data` lists them all.
 SHOWN_PER_FILE = 20
@@ -108,7 +107,7 @@ def check_data_folder(folder: str) -> List[DataProblem]:
         return [DataProblem(styles_path, 0, str(error))]
     problems: List[DataProblem] = []
     for split in SPLITS:
-        path = os.path.join(folder, f"{split}.tsv")
+        path = split_file(folder, split)
         if not os.path.isfile(path):
             problems.append(DataProblem(path, 0, "not found"))
             continue

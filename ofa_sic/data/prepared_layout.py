@@ -45,6 +45,19 @@ EXAMPLES_PER_REASON = 5
 _AMPERSANDS = re.compile(r"&{2,}|^&|&$")
 
 
+def split_file(folder: str, split: str) -> str:
+    """`{folder}/{split}.tsv`: the file of one split of SPLITS in a prepared folder."""
+    return os.path.join(folder, f"{split}.tsv")
+
+
+def split_path(data_dir: str, split: str) -> str:
+    """`split_file(data_dir, split)`, which must exist (FileNotFoundError saying which command writes it)."""
+    path = split_file(data_dir, split)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found; `ofa-sic prepare-pcap` writes train.tsv, valid.tsv and test.tsv")
+    return path
+
+
 class ConversionError(ValueError):
     """The input cannot be converted (a missing file, a malformed file, a bad argument, no usable rows)."""
 
@@ -343,7 +356,7 @@ def _write_splits(rows_by_split: Dict[str, List[PreparedRow]], reports: Dict[str
         written_by_split = {}
         for split in SPLITS:
             report = reports[split]
-            with staged.open(os.path.join(out_dir, f"{split}.tsv")) as out:
+            with staged.open(split_file(out_dir, split)) as out:
                 written_by_split[split] = _write_split(rows_by_split[split], image_dir, options, pool, out, report)
             if report.read and not report.written:
                 reasons = ", ".join(f"{r} {n}" for r, n in report.skipped.items() if n)

@@ -22,13 +22,14 @@ from ofa_sic.data.caption_dataset import StyleCaptionDataset
 from ofa_sic.data.check import DataCheckError, check_split
 from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
 from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMPrompt
+from ofa_sic.data.prepared_layout import split_path
 from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
 from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary
 from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON, parse_generation_json
-from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples, split_path
+from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples
 from ofa_sic.tasks.input_contract import (CONTRACT_KEY, DEFAULT_PROMPT, DEFAULT_SETTINGS, InputContractError,
                                           RecordedInputs, check_bpe, contract_record, legacy_prompt_template,
                                           read_recorded_inputs, recorded_from_task_state, resolve_settings,
