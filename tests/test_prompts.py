@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 
 from ofa_sic.data.caption_dataset import COLUMNS, StyleCaptionDataset
 from ofa_sic.data.demo import STYLES, make_demo_data
-from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer, decode_base64_image
+from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
+from ofa_sic.data.images import decode_base64_image
 from ofa_sic.data.pcap import prepare_pcap
 from ofa_sic.data.prompts import StylePrompt
 from ofa_sic.data.styles import StyleVocabulary, UnknownStyleError

@@ -70,7 +70,7 @@ def pixels(image) -> np.ndarray:
 
 def test_16_bit_png_gives_the_pixels_of_its_8_bit_version_everywhere(tmp_path):
     from ofa_sic.cli.caption import open_image
-    from ofa_sic.data.image_transform import decode_base64_image
+    from ofa_sic.data.images import decode_base64_image
     from ofa_sic.data.images import decode_image
     from ofa_sic.data.prepared_layout import encode_image
 
@@ -90,7 +90,7 @@ def test_16_bit_png_gives_the_pixels_of_its_8_bit_version_everywhere(tmp_path):
 
 def test_exif_rotated_jpeg_gives_the_pixels_of_its_upright_version(tmp_path):
     from ofa_sic.cli.caption import open_image
-    from ofa_sic.data.image_transform import decode_base64_image
+    from ofa_sic.data.images import decode_base64_image
     from ofa_sic.data.images import decode_image
     from ofa_sic.data.prepared_layout import encode_image
 

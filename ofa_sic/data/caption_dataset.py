@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from ofa_sic.data.image_transform import CaptionImageTransform, ImageDecodeError, decode_base64_image
+from ofa_sic.data.image_transform import CaptionImageTransform
+from ofa_sic.data.images import ImageDecodeError, decode_base64_image
 from ofa_sic.data.prompts import StylePrompt
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner, TextCodec, collate_tokens
 from ofa_sic.data.tsv_reader import IndexedTSV
