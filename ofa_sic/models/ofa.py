@@ -13,7 +13,8 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 
 from ofa_sic.models.decoder import OFADecoder
-from ofa_sic.models.encoder import OFAEncoder, expand_encoder_out
+from ofa_sic.models.encoder import OFAEncoder
+from ofa_sic.models.grouped_rows import expand_encoder_out
 from ofa_sic.models.position import Embedding
 from ofa_sic.models.resnet import BLOCKS_PER_LAYER
 
