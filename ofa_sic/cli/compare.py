@@ -107,7 +107,7 @@ def format_table(results: Dict, name_a: str, name_b: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ofa_sic.evaluation.report import write_json_atomic
+    from ofa_sic.atomic_files import write_json_atomic
     from ofa_sic.metrics.caption_eval import CaptionEvaluator
     from ofa_sic.metrics.paired_bootstrap import paired_bootstrap
 

@@ -128,7 +128,7 @@ def write_content_accuracy(attributes_path: str, rows, captions, out_dir: str) -
     import json
 
     from ofa_sic.evaluation.content_accuracy import content_accuracy, format_content_accuracy
-    from ofa_sic.evaluation.report import write_json_atomic
+    from ofa_sic.atomic_files import write_json_atomic
 
     with open(attributes_path, encoding="utf-8") as f:
         attributes = json.load(f)
@@ -142,7 +142,8 @@ def write_content_accuracy(attributes_path: str, rows, captions, out_dir: str) -
 def run(args: argparse.Namespace) -> int:
     from ofa_sic.cli.generation_options import options_from_args
     from ofa_sic.evaluation.gallery import render_gallery
-    from ofa_sic.evaluation.report import build_metrics, style_table, write_atomic, write_json_atomic
+    from ofa_sic.atomic_files import write_json_atomic, write_text_atomic
+    from ofa_sic.evaluation.report import build_metrics, style_table
     from ofa_sic.evaluation.style_figures import StyleFigures, style_figures_table
     from ofa_sic.evaluation.several_styles import (caption_split_in_styles, multi_style_entries, sensitivity_figures,
                                                    sensitivity_line)
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     write_json_atomic(os.path.join(args.out, "predictions.json"), predictions)
     write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
-    write_atomic(os.path.join(args.out, "gallery.html"), gallery)
+    write_text_atomic(os.path.join(args.out, "gallery.html"), gallery)
 
     print(f"{args.split}: {len(rows)} captions, {len(per_style)} styles "
           "(x100; per-style scores use each style's references as the corpus)")
