@@ -17,10 +17,8 @@ import torch
 from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
 from torch import Tensor
 
+from ofa_sic.data.text import NUM_SPECIAL_SYMBOLS
 from ofa_sic.generation.ngram_block import NGramRepeatBlocker
-
-#: ids below this are the special symbols (<s>, <pad>, </s>, <unk>), never masked by a constraint.
-NUM_SPECIAL_SYMBOLS = 4
 
 
 def parse_constraint_range(value: Optional[str]) -> Optional[Tuple[int, int]]:

@@ -24,9 +24,9 @@ from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
 from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMPrompt
 from ofa_sic.data.prepared_layout import split_path
 from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
-from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
+from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt, check_style_tokens
 from ofa_sic.data.styles import StyleVocabulary
-from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary
+from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary, text_id_range
 from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON, parse_generation_json
 from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples
@@ -113,7 +113,7 @@ class StyleCaptionTask(FairseqTask):
         self.bpe_fingerprint = bpe_fingerprint(cfg.bpe_dir)
         self.use_inputs_of(recorded)
         logger.info("dictionary: %d symbols; %d styles", len(self.dictionary), len(self.styles))
-        self.text_range = (4, self.dictionary.index("<mask>"))
+        self.text_range = text_id_range(self.dictionary)
         self.constraint_range = self.parse_constraint_range()
         # Checked here, before any data or model is loaded.
         self.eval_generation = parse_generation_json(cfg.eval_args, "--eval-args")
@@ -163,8 +163,7 @@ class StyleCaptionTask(FairseqTask):
             styles = StyleVocabulary.load(styles_path)
             if recorded is not None and recorded.is_legacy:
                 warn_legacy(recorded, styles_path)
-        if len(styles) > cfg.code_dict_size:
-            raise ValueError(f"{len(styles)} styles need as many <code_i> symbols; raise --code-dict-size (now {cfg.code_dict_size})")
+        check_style_tokens(self.dictionary, styles)  # whatever the style format: style i is <code_i>
         return styles
 
     @staticmethod
