@@ -318,12 +318,12 @@ class StyleCaptionTask(FairseqTask):
         return parse_constraint_range(value)
 
     def generation_constraint(self) -> Optional[str]:
-        """The constraint range as the generator's "start,end" string (None: no constraint)."""
+        """The constraint range in OFA's "start,end" spelling, as reports record it (None: no constraint)."""
         return None if self.constraint_range is None else "{},{}".format(*self.constraint_range)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         extra = dict(extra_gen_cls_kwargs or {})
-        extra["constraint_range"] = self.generation_constraint()
+        extra["constraint_range"] = self.constraint_range
         return super().build_generator(models, args, seq_gen_cls=OFASequenceGenerator, extra_gen_cls_kwargs=extra)
 
     def build_bpe(self, args):
