@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ofa_sic.atomic_files import commit_temporary, temporary_path
-from ofa_sic.data.images import decode_image
+from ofa_sic.data.images import ImageDecodeError, decode_image
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 
@@ -62,10 +62,6 @@ class ConversionError(ValueError):
     """The input cannot be converted (a missing file, a malformed file, a bad argument, no usable rows)."""
 
 
-class CorruptImageError(ValueError):
-    """Pillow could not read or decode an image file."""
-
-
 # ----------------------------------------------------------------------------------------------------
 # Text
 
@@ -93,7 +89,7 @@ def is_empty(text: str) -> bool:
 def encode_image(path: str, image_size: int) -> str:
     """Return the image at `path` as urlsafe base64 of an RGB JPEG whose long side is at most `image_size`.
 
-    Raises FileNotFoundError when there is no file, CorruptImageError when Pillow cannot decode it.
+    Raises FileNotFoundError when there is no file, ImageDecodeError (with the path) when Pillow cannot decode it.
     Decoded with `ofa_sic.data.images.decode_image`: EXIF orientation applied, 16-bit grayscale scaled.
     """
     if not os.path.isfile(path):
@@ -105,7 +101,7 @@ def encode_image(path: str, image_size: int) -> str:
     except PermissionError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise CorruptImageError(f"{path}: {type(e).__name__}: {e}") from None
+        raise ImageDecodeError(f"{path}: {type(e).__name__}: {e}") from None
     width, height = rgb.size
     longest = max(width, height)
     if longest > image_size:
@@ -124,7 +120,7 @@ def image_job(job: Tuple[str, int]) -> Tuple[str, str]:
         return "ok", encode_image(path, image_size)
     except FileNotFoundError:
         return "missing_image", f"no file {path}"
-    except CorruptImageError as e:
+    except ImageDecodeError as e:
         return "corrupt_image", str(e)
 
 
