@@ -227,7 +227,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_document_frequencies_use_clean_train_references_grouped_by_image(tmp_path):
-    from ofa_sic.metrics.cider_d import build_document_frequency, load_document_frequency
+    from ofa_sic.metrics.document_frequency import build_document_frequency, load_document_frequency
 
     train = [rec(HASH(1), "Happy", "A Bright, day!"), rec(HASH(2), "Gloomy", "grey..."), rec(HASH(1), "Gloomy", "Dull  day.")]
     pcap_dir, image_dir = make_pcap(tmp_path, train, [rec(HASH(3), "Happy", "x")], [rec(HASH(4), "Happy", "y", ["a", "b", "c", "d"])])

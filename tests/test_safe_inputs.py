@@ -29,7 +29,8 @@ class _RunsShellCommand:
 
 
 def test_df_pickle_with_a_reduce_payload_is_refused_and_the_payload_never_runs(tmp_path):
-    from ofa_sic.metrics.cider_d import CiderD, DocumentFrequencyError
+    from ofa_sic.metrics.cider_d import CiderD
+    from ofa_sic.metrics.document_frequency import DocumentFrequencyError
 
     marker = tmp_path / "payload-ran"
     path = tmp_path / "coco-train-words.p"
@@ -43,7 +44,7 @@ def test_df_pickle_with_a_reduce_payload_is_refused_and_the_payload_never_runs(t
 
 @pytest.mark.parametrize("protocol", [0, 2, 4])
 def test_plain_df_pickles_of_every_protocol_load(tmp_path, protocol):
-    from ofa_sic.metrics.cider_d import load_document_frequency
+    from ofa_sic.metrics.document_frequency import load_document_frequency
 
     path = tmp_path / "words.p"
     table = defaultdict(float, {("a",): 2.0, ("a", "man"): 1.0})

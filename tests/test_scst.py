@@ -28,7 +28,8 @@ def test_leave_one_out_baseline_equals_appendix_b():
 
 
 def test_leave_one_out_scores_come_from_cider_d(demo_data):
-    from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
+    from ofa_sic.metrics.cider_d import CiderD
+    from ofa_sic.metrics.document_frequency import build_document_frequency
 
     refs = ["a man riding a horse on a beach", "a person rides a horse near the ocean"]
     df = build_document_frequency([refs, ["a cat sitting on a couch", "a cat lying on a sofa"],
@@ -326,7 +327,7 @@ def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
                  "--keep-case", "--keep-punctuation"])
     flags = ("--keep-case", "--keep-punctuation")
     task, model, criterion = build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path), *flags)
-    from ofa_sic.metrics.cider_d import load_document_frequency
+    from ofa_sic.metrics.document_frequency import load_document_frequency
 
     df = load_document_frequency(str(df_path))
     assert df["cleaning"] == {"keep_punctuation": True, "keep_case": True}

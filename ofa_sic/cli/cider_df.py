@@ -42,7 +42,7 @@ def references_by_image(tsv_path: str, cleaner):
 
 def run(args: argparse.Namespace) -> int:
     from ofa_sic.data.text import CaptionCleaner
-    from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
+    from ofa_sic.metrics.document_frequency import build_document_frequency, save_document_frequency
 
     cleaner = CaptionCleaner(keep_punctuation=args.keep_punctuation, keep_case=args.keep_case)
     references = references_by_image(args.tsv, cleaner)

@@ -196,7 +196,7 @@ def write_document_frequency(references_per_image: List[List[str]], cleaner: Cap
                              staged: StagedOutputs) -> Dict[str, Any]:
     """Stage the CIDEr-D document frequencies of `references_per_image` (one list of raw captions per
     image), cleaned by `cleaner` as training will clean them, for `df_path`."""
-    from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
+    from ofa_sic.metrics.document_frequency import build_document_frequency, save_document_frequency
 
     cleaned = [[cleaner(caption) for caption in refs] for refs in references_per_image]
     df = build_document_frequency(cleaned, cleaner.settings())

@@ -369,7 +369,8 @@ class StyleCaptionTask(FairseqTask):
     def cider_scorer(self, split: str):
         """The CIDEr-D scorer of validation subset `split`: --eval-cider-cached-tokens if given (one file for
         all subsets), else document frequencies from the subset's own references (built once)."""
-        from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
+        from ofa_sic.metrics.cider_d import CiderD
+        from ofa_sic.metrics.document_frequency import build_document_frequency
 
         if split not in self.cider_scorers:
             if self.cfg.eval_cider_cached_tokens:
