@@ -40,6 +40,19 @@ def rows_by_image(rows: IndexedTSV) -> List[List[int]]:
     return list(groups.values())
 
 
+def encoder_inputs(sources: List[torch.Tensor], patch_images: torch.Tensor, patch_masks: torch.Tensor,
+                   pad: int) -> Dict[str, torch.Tensor]:
+    """The encoder's part of a batch's net_input: src_tokens [B, L] (the prompts `sources`, right-padded
+    with `pad`), src_lengths [B], patch_images [B, 3, S, S] (uint8) and patch_masks [B] (bool)."""
+    src_tokens = collate_tokens(sources, pad)
+    return {
+        "src_tokens": src_tokens,
+        "src_lengths": src_tokens.ne(pad).long().sum(dim=1),
+        "patch_images": patch_images,
+        "patch_masks": patch_masks,
+    }
+
+
 def epoch_order(length: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
     """Indices 0..length-1: a permutation fixed by (seed, epoch) when shuffling, else in order."""
     if not shuffle:
@@ -156,17 +169,14 @@ class StyleCaptionDataset(FairseqDataset):
         (per row, its style name as the TSV spells it: what the SCST style reward asks for) and split (the subset's name, whose document frequencies validation CIDEr-D uses)."""
         if not samples:
             return {}
-        src_tokens = collate_tokens([s["source"] for s in samples], self.pad)
         target = collate_tokens([s["target"] for s in samples], self.pad)
         return {
             "id": np.array([s["id"] for s in samples]),
             "nsentences": len(samples),
             "ntokens": int(target.ne(self.pad).sum().item()),
             "net_input": {
-                "src_tokens": src_tokens,
-                "src_lengths": src_tokens.ne(self.pad).long().sum(dim=1),
-                "patch_images": torch.stack([s["patch_image"] for s in samples]),
-                "patch_masks": torch.cat([s["patch_mask"] for s in samples]),
+                **encoder_inputs([s["source"] for s in samples], torch.stack([s["patch_image"] for s in samples]),
+                                 torch.cat([s["patch_mask"] for s in samples]), self.pad),
                 "prev_output_tokens": collate_tokens([s["prev_output_tokens"] for s in samples], self.pad),
             },
             "target": target,
