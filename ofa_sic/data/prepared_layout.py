@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from PIL import Image
 from tqdm import tqdm
@@ -190,6 +190,15 @@ class StagedOutputs:
 
 # ----------------------------------------------------------------------------------------------------
 # Document frequencies (CIDEr-D)
+
+
+def references_by_image(image_captions: Iterable[Tuple[str, Sequence[str]]]) -> List[List[str]]:
+    """(image_id, captions) pairs -> the captions of each image, images in first-seen order: the documents
+    of CIDEr-D's document frequencies (one per image, whatever the style)."""
+    grouped: Dict[str, List[str]] = {}
+    for image_id, captions in image_captions:
+        grouped.setdefault(image_id, []).extend(captions)
+    return list(grouped.values())
 
 
 def write_document_frequency(references_per_image: List[List[str]], cleaner: CaptionCleaner, df_path: str,
@@ -384,11 +393,9 @@ def write_layout(out_dir: str, rows_by_split: Dict[str, List[PreparedRow]], repo
         with staged.open(os.path.join(out_dir, "styles.txt")) as f:
             f.write(vocabulary.to_text())
         if options.df:
-            references: Dict[str, List[str]] = collections.defaultdict(list)
-            for row in written["train"]:
-                references[row.image_id].extend(row.captions)
+            references = references_by_image((row.image_id, row.captions) for row in written["train"])
             result["document_frequency"] = write_document_frequency(
-                list(references.values()), options.cleaner or CaptionCleaner(), os.path.join(out_dir, DF_FILE), staged
+                references, options.cleaner or CaptionCleaner(), os.path.join(out_dir, DF_FILE), staged
             )
         else:
             result["document_frequency"] = {"file": None, "skipped": "disabled (df=False / --no-df)"}
