@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from ofa_sic.data.caption_dataset import COLUMNS, StyleCaptionDataset
+from ofa_sic.data.caption_dataset import StyleCaptionDataset
+from ofa_sic.data.prepared_layout import COLUMNS
 from ofa_sic.data.demo import STYLES, make_demo_data
 from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
 from ofa_sic.data.images import decode_base64_image

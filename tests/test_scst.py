@@ -363,7 +363,7 @@ def test_scst_trains_on_one_example_per_image_with_all_its_captions(tmp_path):
     from ofa_sic.data.demo import make_demo_data
     from ofa_sic.data.pcap import prepare_pcap
     from ofa_sic.data.tsv_reader import IndexedTSV
-    from ofa_sic.data.caption_dataset import COLUMNS
+    from ofa_sic.data.prepared_layout import COLUMNS
 
     make_demo_data(str(tmp_path / "raw"), seed=1, n_train=12, n_valid=4, n_test=4, train_references=3, quiet=True)
     prepare_pcap(str(tmp_path / "raw" / "personality_captions"), str(tmp_path / "raw" / "yfcc_images"),

@@ -25,7 +25,7 @@ def add_cleaning_arguments(parser: argparse.ArgumentParser) -> None:
 
 def tsv_references_by_image(tsv_path: str, cleaner):
     """[[reference, ...] per image] in first-seen image order, references cleaned by `cleaner`."""
-    from ofa_sic.data.caption_dataset import COLUMNS
+    from ofa_sic.data.prepared_layout import COLUMNS
     from ofa_sic.data.prepared_layout import references_by_image
     from ofa_sic.data.text import REFERENCE_SEPARATOR
     from ofa_sic.data.tsv_reader import IndexedTSV

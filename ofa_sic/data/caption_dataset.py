@@ -20,13 +20,12 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from ofa_sic.data.image_transform import CaptionImageTransform
+from ofa_sic.data.check import caption_problems
 from ofa_sic.data.images import ImageDecodeError, decode_base64_image
+from ofa_sic.data.prepared_layout import COLUMNS
 from ofa_sic.data.prompts import StylePrompt
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner, TextCodec, collate_tokens
 from ofa_sic.data.tsv_reader import IndexedTSV
-
-COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
-
 
 def rows_by_image(rows: IndexedTSV) -> List[List[int]]:
     """Row indices grouped by (image_id, style), groups in order of their first row: [[0, 3], [1], ...].
@@ -116,11 +115,9 @@ class StyleCaptionDataset(FairseqDataset):
         """The cleaned caption text the decoder is trained on (or the `&&`-joined references)."""
         if not self.single_caption_targets:
             return REFERENCE_SEPARATOR.join(self.cleaner.references(captions))
-        if REFERENCE_SEPARATOR in captions:
-            raise ValueError(
-                f"{self.path}, row {self.file_row(index)}: {captions.count(REFERENCE_SEPARATOR) + 1} references in a training "
-                "row; cross-entropy training takes one caption per row (as `ofa-sic prepare-pcap` writes train.tsv)"
-            )
+        problems = caption_problems(captions, multiple_references=False)
+        if problems:
+            raise ValueError(f"{self.path}, row {self.file_row(index)}: {problems[0]}")
         text = " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
         if not text:
             raise ValueError(f"{self.path}, row {self.file_row(index)}: empty caption {captions!r}; training refuses an empty target")

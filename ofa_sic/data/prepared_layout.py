@@ -37,6 +37,8 @@ from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 
 SPLITS = ("train", "valid", "test")
+#: The columns of a split file, in order (see the module docstring).
+COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
 IMAGE_SKIP_REASONS = ("missing_image", "corrupt_image")
 JPEG_QUALITY = 95
 DF_FILE = "train-words.p"

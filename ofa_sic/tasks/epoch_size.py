@@ -21,9 +21,9 @@ Not predictable (`EpochSizeUnknown`): `--max-tokens` batching (batches are cut b
 import math
 from typing import List, Optional
 
-from ofa_sic.data.caption_dataset import COLUMNS, rows_by_image
+from ofa_sic.data.caption_dataset import rows_by_image
 from ofa_sic.data.mlm_dataset import mlm_count
-from ofa_sic.data.prepared_layout import split_path
+from ofa_sic.data.prepared_layout import COLUMNS, split_path
 from ofa_sic.data.tsv_reader import IndexedTSV, load_or_build_offsets
 
 
