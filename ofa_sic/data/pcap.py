@@ -36,7 +36,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ofa_sic.data.prepared_layout import (
-    IMAGE_SKIP_REASONS, ConversionError, LayoutOptions, PreparedRow, SplitReport, check_folders, clean_caption,
+    IMAGE_SKIP_REASONS, ConversionError, LayoutOptions, PreparedRow, SplitReport, check_folders, caption_as_cell,
     format_layout_summary, is_empty, write_layout,
 )
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
@@ -109,7 +109,7 @@ def _parse_record(split: str, number: int, record: Any, report: _PcapSplitReport
         report.skip("bad_image_hash", number, image_hash, "image_hash holds a path separator or whitespace")
         return None
 
-    comment, fixed = clean_caption(record["comment"])
+    comment, fixed = caption_as_cell(record["comment"])
     if is_empty(comment):
         report.skip("empty_comment", number, image_hash, f"comment {record['comment']!r}")
         return None
@@ -125,7 +125,7 @@ def _parse_record(split: str, number: int, record: Any, report: _PcapSplitReport
             report.skip("missing_field", number, image_hash, "test record without an additional_comments list")
             return None
         for raw in extra:
-            text, fixed = clean_caption(raw) if isinstance(raw, str) else ("", False)
+            text, fixed = caption_as_cell(raw) if isinstance(raw, str) else ("", False)
             if is_empty(text) or is_junk(text):
                 report.junk_reference_dropped += 1
                 continue

@@ -14,7 +14,8 @@ A prepared folder holds:
         training cleans them (unless disabled).
     report.json: what was read, written and skipped (per split and reason), style counts, settings.
 
-Captions are put on one line with single spaces (`clean_caption`). Rows whose image file is missing
+Captions are put on one line with single spaces and without "&&" (`caption_as_cell`); the cleaning that
+training applies (case, punctuation) is `ofa_sic.data.text.CaptionCleaner`, not the converters'. Rows whose image file is missing
 or cannot be decoded are skipped and counted ("missing_image", "corrupt_image"). Every output is
 staged under a temporary name and renamed into place only when the whole conversion has succeeded.
 """
@@ -68,8 +69,9 @@ class ConversionError(ValueError):
 # Text
 
 
-def clean_caption(text: str) -> Tuple[str, bool]:
-    """Return `text` on one line with single spaces, and whether an ampersand had to be replaced.
+def caption_as_cell(text: str) -> Tuple[str, bool]:
+    """Return `text` as a captions cell of the TSV: on one line with single spaces, and whether an ampersand
+    had to be replaced. Only the layout is fixed; case and punctuation are left to `CaptionCleaner`.
 
     "&&" (or any longer run of "&") and a lone "&" at the start or end become "and", because "&&" is the
     reference separator of the captions column.

@@ -95,7 +95,8 @@ class CaptionCleaner:
     """OFA's caption cleaning: strip ASCII punctuation, lowercase, collapse spaces (the first two can be
     turned off with --keep-punctuation / --keep-case).
 
-    The one cleaning of the project: training targets, validation and test references, validation
+    The one cleaning of caption text for training and scoring (the converters only fix a caption's layout in
+    the TSV, `prepared_layout.caption_as_cell`): training targets, validation and test references, validation
     hypotheses, the SCST reward text (hypotheses and references) and the CIDEr-D document frequencies
     (`prepare-pcap`, `ofa-sic cider-df`) all go through it, so they agree under any setting.
     """
