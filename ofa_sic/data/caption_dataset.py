@@ -87,6 +87,7 @@ class StyleCaptionDataset(FairseqDataset):
         if one_example_per_image and single_caption_targets:
             raise ValueError("one example per image joins several captions: it needs single_caption_targets=False")
         self.groups: Optional[List[List[int]]] = rows_by_image(self.rows) if one_example_per_image else None
+        self.longest_prompt = max(len(prompt.token_ids(name)) for name in prompt.styles.names)
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
@@ -186,7 +187,9 @@ class StyleCaptionDataset(FairseqDataset):
         return self.max_tgt_length
 
     def size(self, index: int):
-        return (len(self.prompt.token_ids(self.prompt.styles.names[0])), self.max_tgt_length)
+        """(source, target) length bound of every example, which fairseq filters against --max-positions:
+        the longest prompt of any style and --max-tgt-length (reading the row's style would read the TSV)."""
+        return (self.longest_prompt, self.max_tgt_length)
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch
