@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import REPO_ROOT, fairseq_command, ofa_sic, train_script_command, train_script_env
+from helpers import common_args, fairseq_command, ofa_sic, train_script_command, train_script_env
 
 UTF8_BOM = "\ufeff"
 
@@ -178,8 +178,8 @@ def test_training_refuses_the_data_before_the_first_update(broken_data, demo_dat
 
 def test_fairseq_generate_refuses_an_empty_reference_before_generating(broken_data, demo_data, stage1_checkpoint):
     result = subprocess.run([
-        fairseq_command("fairseq-generate"), broken_data, "--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption",
-        "--bpe-dir", demo_data["bpe"], "--patch-image-size", "96", "--cpu", "--path", stage1_checkpoint,
+        fairseq_command("fairseq-generate"), broken_data, *common_args(), "--bpe-dir", demo_data["bpe"],
+        "--path", stage1_checkpoint,
         "--gen-subset", "test", "--beam", "2", "--batch-size", "4",
     ], capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert result.returncode != 0

@@ -10,7 +10,7 @@ from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from criterions.scst_loss import baseline_scores, wrap_for_cider
-from helpers import REPO_ROOT, fairseq_command, run_command, train_args, training_config
+from helpers import common_args, fairseq_command, run_command, train_args, training_config
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import OFASequenceGenerator, mask_outside_range
 
@@ -52,12 +52,11 @@ def test_other_baselines_and_errors():
 
 def build_task_and_criterion(demo_data, *extra):
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [
-        str(demo_data["data"]), "--user-dir", str(REPO_ROOT / "ofa_sic"), "--task", "style_caption",
-        "--arch", "ofa_demo", "--bpe-dir", str(demo_data["bpe"]), "--patch-image-size", "96", "--cpu",
+    args = options.parse_args_and_arch(parser, [str(a) for a in [
+        demo_data["data"], *common_args(), "--arch", "ofa_demo", "--bpe-dir", demo_data["bpe"],
         "--criterion", "scst_reward_criterion", "--scst", "--scst-args", '{"beam": 3, "max_len_b": 6}',
-        "--scst-cider-cached-tokens", str(demo_data["data"] / "train-words.p"), "--freeze-resnet", *extra,
-    ])
+        "--scst-cider-cached-tokens", demo_data["data"] / "train-words.p", "--freeze-resnet", *extra,
+    ]])
     cfg = convert_namespace_to_omegaconf(args)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
@@ -95,11 +94,8 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
 
 def scst_train_args(data, save_dir, *extra):
     """A `fairseq-train` command line for stage 2: train_args with the SCST criterion instead of CE."""
-    args = train_args(data, save_dir, "--scst-cider-cached-tokens", data["data"] / "train-words.p", *extra)
-    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
-    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
-    args.remove("--report-accuracy")
-    return args
+    return train_args(data, save_dir, "--scst-cider-cached-tokens", data["data"] / "train-words.p", *extra,
+                      criterion="scst")
 
 
 SCST_VARIANTS = {
