@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ofa_sic.data.prepared_layout import (
     IMAGE_SKIP_REASONS, ConversionError, LayoutOptions, PreparedRow, SplitReport, check_folders, caption_as_cell,
-    format_layout_summary, is_empty, write_layout,
+    format_layout_summary, is_empty, skip_counts, write_layout,
 )
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
 from ofa_sic.data.text import CaptionCleaner
@@ -282,7 +282,7 @@ def format_report(report: Dict[str, Any]) -> str:
     for split, s in report["splits"].items():
         lines.append(f"{split:<6} {s['source']:<11} {s['read']:>8} {s['written']:>8} {s['skipped_total']:>8}")
     for split, s in report["splits"].items():
-        reasons = ", ".join(f"{r} {n}" for r, n in s["skipped"].items() if n)
+        reasons = skip_counts(s["skipped"])
         if reasons:
             lines.append(f"  {split} skipped: {reasons}")
         fixes = []

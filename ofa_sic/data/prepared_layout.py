@@ -368,7 +368,7 @@ def _write_splits(rows_by_split: Dict[str, List[PreparedRow]], reports: Dict[str
             with staged.open(split_file(out_dir, split)) as out:
                 written_by_split[split] = _write_split(rows_by_split[split], image_dir, options, pool, out, report)
             if report.read and not report.written:
-                reasons = ", ".join(f"{r} {n}" for r, n in report.skipped.items() if n)
+                reasons = skip_counts(report.skipped)
                 raise ConversionError(
                     f"{sources[split]}: none of its {report.read} records could be used ({reasons}); "
                     f"check --image-dir {image_dir!r} and the file itself"
@@ -416,6 +416,11 @@ def write_layout(out_dir: str, rows_by_split: Dict[str, List[PreparedRow]], repo
         with staged.open(os.path.join(out_dir, "report.json")) as f:
             f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
+
+
+def skip_counts(skipped: Dict[str, int]) -> str:
+    """"reason n, reason n" for the reasons with skips ("" when nothing was skipped)."""
+    return ", ".join(f"{reason} {n}" for reason, n in skipped.items() if n)
 
 
 def format_layout_summary(report: Dict[str, Any]) -> List[str]:
