@@ -42,8 +42,10 @@ def test_restore_from_ofa_format_checkpoint_with_resets(ref, demo_data, tmp_path
     for key, value in ref["arch_overrides"].items():
         if key != "patch_image_size":
             overrides += [f"--{key.replace('_', '-')}", str(value)]
-    # OFA's command line without --share-all-embeddings: ofa_sic always shares all embeddings, without a flag
-    flags = [f"--{key.replace('_', '-')}" for key, on in ref["flags"].items() if on and key != "share_all_embeddings"]
+    # OFA's command line without its sharing flags: ofa_sic always shares all embeddings and ties the output
+    # projection to them, without a flag
+    tied = ("share_all_embeddings", "share_decoder_input_output_embed")
+    flags = [f"--{key.replace('_', '-')}" for key, on in ref["flags"].items() if on and key not in tied]
     args = train_args(demo_data, tmp_path / "ckpt", "--max-update", "2", "--disable-validation",
                       "--restore-file", checkpoint, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
                       "--reset-lr-scheduler", arch="ofa_tiny")
