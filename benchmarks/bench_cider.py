@@ -54,7 +54,8 @@ if REPO_ROOT not in sys.path:
 
 from pycocoevalcap.cider.cider_scorer import CiderScorer  # noqa: E402
 
-from ofa_sic.metrics.cider_d import CiderD, save_document_frequency  # noqa: E402
+from ofa_sic.metrics.cider_d import CiderD  # noqa: E402
+from ofa_sic.metrics.document_frequency import save_document_frequency  # noqa: E402
 
 TOLERANCE = 1e-9
 

@@ -53,7 +53,8 @@ from torch.utils.data import DataLoader, RandomSampler  # noqa: E402
 
 from ofa_sic.data.caption_dataset import StyleCaptionDataset  # noqa: E402
 from ofa_sic.data.demo import make_demo_data  # noqa: E402
-from ofa_sic.data.image_transform import CaptionImageTransform, decode_base64_image  # noqa: E402
+from ofa_sic.data.image_transform import CaptionImageTransform  # noqa: E402
+from ofa_sic.data.images import decode_base64_image  # noqa: E402
 from ofa_sic.data.pcap import prepare_pcap  # noqa: E402
 from ofa_sic.data.prompts import StylePrompt  # noqa: E402
 from ofa_sic.data.styles import StyleVocabulary  # noqa: E402

@@ -146,7 +146,7 @@ class Worker:
 
         from criterions.scst_loss import ScstRewardCriterion
         from ofa_sic.generation.generator import OFASequenceGenerator
-        from ofa_sic.metrics.cider_d import build_document_frequency
+        from ofa_sic.metrics.document_frequency import build_document_frequency
         from ofa_sic.models.ofa import OFAModel
 
         torch.manual_seed(seed)

@@ -14,7 +14,7 @@ import sys
 
 from ofa_sic.cli.compare import read_split
 from ofa_sic.data import demo
-from ofa_sic.data.caption_dataset import COLUMNS
+from ofa_sic.data.prepared_layout import COLUMNS
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.data.tsv_reader import IndexedTSV
 from ofa_sic.metrics.caption_eval import CaptionEvaluator

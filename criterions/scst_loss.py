@@ -60,7 +60,8 @@ from criterions.scst_signature import sacreeos_signature
 from criterions.style_reward import StyleReward
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import mask_outside_range
-from ofa_sic.metrics.cider_d import EOS_SUFFIX, CiderD
+from ofa_sic.metrics.cider_d import CiderD
+from ofa_sic.metrics.document_frequency import EOS_SUFFIX
 from ofa_sic.models.encoder import ENCODER_INPUTS
 
 logger = logging.getLogger(__name__)

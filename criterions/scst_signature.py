@@ -9,7 +9,7 @@ STANDARD mode requires it.
 """
 from typing import Optional
 
-from ofa_sic.metrics.cider_d import EOS_SUFFIX
+from ofa_sic.metrics.document_frequency import EOS_SUFFIX
 
 #: SacreEOS's name of each --scst-baseline it can express: leave-one-out is its "average" base (the mean of
 #: the other samples of the image); "mean" (the mean including the hypothesis itself) has no SacreEOS form.

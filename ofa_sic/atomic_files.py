@@ -7,6 +7,7 @@ killed), `path` keeps its old content; the temporary file is deleted (or, after 
 under a name `is_temporary_name` recognises).
 """
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -68,6 +69,11 @@ def write_text_atomic(path: str, text: str) -> None:
     """Replace `path` by `text` (UTF-8) atomically."""
     with atomic_write(path) as handle:
         handle.write(text)
+
+
+def write_json_atomic(path: str, value) -> None:
+    """Replace `path` by `value` as indented UTF-8 JSON (non-ASCII kept) and a final newline, atomically."""
+    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def atomic_copy(source: str, destination: str) -> None:

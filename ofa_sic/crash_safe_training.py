@@ -1,4 +1,6 @@
-"""Crash-safe fairseq-train runs: the one place where ofa_sic changes how fairseq saves and resumes.
+"""Crash-safe fairseq-train runs: the one place where ofa_sic changes how fairseq saves and resumes a run.
+(How a checkpoint file is unpickled, under torch's weights_only loader, is `ofa_sic.checkpoints`, which
+replaces `load_checkpoint_to_cpu`.)
 
 fairseq writes the first checkpoint file of a save through a temporary name but without fsync, and
 copies it to the others (`checkpoint_best.pt`, `checkpoint_last.pt`, ...) with a plain copy, so a kill

@@ -40,28 +40,40 @@ def run_command(args, cwd=None, timeout=600, env=None):
     return result
 
 
-#: Options every style_caption command of the tests passes (the demo data has 96-pixel images).
-COMMON = ["--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption", "--patch-image-size", "96", "--cpu"]
+#: The demo data's images are 96 pixels: the tests train and caption at that size.
+DEMO_IMAGE_SIZE = 96
+#: The training criteria of the tests and their options: stage 1 (cross-entropy) and stage 2 (SCST).
+CRITERIA = {
+    "ce": ["--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--report-accuracy"],
+    "scst": ["--criterion", "scst_reward_criterion"],
+}
 
 
-def train_args(demo_data, save_dir, *extra):
-    """A `fairseq-train` command line: the `ofa_demo` arch, CE with label smoothing, on the demo data."""
+def common_args(image_size=DEMO_IMAGE_SIZE) -> list:
+    """Options every style_caption command of the tests passes; `image_size` None leaves --patch-image-size
+    to the checkpoint the command starts from."""
+    size = [] if image_size is None else ["--patch-image-size", str(image_size)]
+    return ["--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption", *size, "--cpu"]
+
+
+def train_args(demo_data, save_dir, *extra, criterion="ce", arch="ofa_demo", image_size=DEMO_IMAGE_SIZE):
+    """A `fairseq-train` command line on the demo data: `arch`, the `criterion` of CRITERIA, `image_size`
+    (None: the checkpoint's), then `extra`."""
     return [
-        fairseq_command("fairseq-train"), demo_data["data"], *COMMON, "--bpe-dir", demo_data["bpe"],
-        "--arch", "ofa_demo", "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--report-accuracy", "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "ofa_polynomial_decay",
+        fairseq_command("fairseq-train"), demo_data["data"], *common_args(image_size), "--bpe-dir", demo_data["bpe"],
+        "--arch", arch, *CRITERIA[criterion], "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "ofa_polynomial_decay",
         "--warmup-ratio", "0.1", "--batch-size", "16", "--save-dir", save_dir, "--log-format", "simple",
         "--log-interval", "1", "--num-workers", "0", "--seed", "3", *extra,
     ]
 
 
-def training_config(demo_data, save_dir, *extra):
-    """The config fairseq-train builds from the command line `train_args(demo_data, save_dir, *extra)`."""
-    from fairseq import options
+def training_config(demo_data, save_dir, *extra, **options):
+    """The config fairseq-train builds from the command line `train_args(demo_data, save_dir, *extra, **options)`."""
+    from fairseq import options as fairseq_options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-    argv = [str(a) for a in train_args(demo_data, save_dir, *extra)[1:]]
-    return convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
+    argv = [str(a) for a in train_args(demo_data, save_dir, *extra, **options)[1:]]
+    return convert_namespace_to_omegaconf(fairseq_options.parse_args_and_arch(fairseq_options.get_training_parser(), argv))
 
 
 def train_script_env(demo_data, save_dir, restore_file="", fairseq_train=None) -> dict:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from helpers import load_json_reference
-from ofa_sic.metrics.cider_d import (
+from ofa_sic.metrics.cider_d import CiderD
+from ofa_sic.metrics.document_frequency import (
     DF_BUILD_COMMAND,
-    CiderD,
     DocumentFrequencyError,
     build_document_frequency,
     load_document_frequency,

@@ -277,7 +277,7 @@ def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_dat
     fairseq-train --restore-file and `ofa-sic caption` load it strictly and run."""
     from PIL import Image
 
-    from helpers import COMMON, fairseq_command, run_command
+    from helpers import common_args, fairseq_command, run_command
     from ofa_sic.cli.main import main
 
     modelscope_folder(tmp_path / "ms", demo_data)
@@ -287,7 +287,7 @@ def test_imported_checkpoint_runs_in_fairseq_generate_train_and_caption(demo_dat
     printed = capsys.readouterr().out
     assert "wrote" in printed and "arch ofa_demo" in printed
     checkpoint, bpe = tmp_path / "fs" / "checkpoint.pt", tmp_path / "fs" / "bpe"
-    common = [*COMMON, "--bpe-dir", bpe]
+    common = [*common_args(), "--bpe-dir", bpe]
 
     generated = run_command([fairseq_command("fairseq-generate"), demo_data["data"], *common, "--path", checkpoint,
                              "--gen-subset", "test", "--beam", "2", "--max-len-b", "5", "--batch-size", "6"])

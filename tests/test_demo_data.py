@@ -205,7 +205,7 @@ def test_several_references_per_train_image(tmp_path):
     report = prepare_pcap(str(out / "personality_captions"), str(out / "yfcc_images"), str(tmp_path / "data"),
                           image_size=64, quiet=True)
     assert report["splits"]["train"]["written"] == 60
-    from ofa_sic.metrics.cider_d import load_document_frequency
+    from ofa_sic.metrics.document_frequency import load_document_frequency
     assert load_document_frequency(str(tmp_path / "data" / "train-words.p"))["ref_len"] == 20
     with pytest.raises(ValueError, match="train_references can be at most 6"):
         demo.make_demo_data(str(tmp_path / "bad"), quiet=True, n_train=2, n_valid=1, n_test=1, train_references=7)

@@ -368,7 +368,7 @@ def test_caption_evaluator_subsets_equal_scoring_the_subset_alone():
 @pytest.fixture
 def image_files(demo_data, tmp_path):
     """The first two test images saved as PNG and JPEG."""
-    from ofa_sic.data.image_transform import decode_base64_image
+    from ofa_sic.data.images import decode_base64_image
 
     lines = (demo_data["data"] / "test.tsv").read_text().splitlines()
     png, jpeg = tmp_path / "first.png", tmp_path / "second.jpg"

@@ -3,17 +3,16 @@ import torch
 from fairseq import options, optim, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from helpers import REPO_ROOT
+from helpers import common_args
 
 
 def test_ofa_demo_through_fairseq_training_path_forward_backward_step(demo_data):
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [
-        str(demo_data["data"]), "--user-dir", str(REPO_ROOT / "ofa_sic"), "--task", "style_caption",
-        "--arch", "ofa_demo", "--bpe-dir", str(demo_data["bpe"]), "--patch-image-size", "96",
+    args = options.parse_args_and_arch(parser, [str(a) for a in [
+        demo_data["data"], *common_args(), "--arch", "ofa_demo", "--bpe-dir", demo_data["bpe"],
         "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "4", "--cpu",
-    ])
+        "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "4",
+    ]])
     cfg = convert_namespace_to_omegaconf(args)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)

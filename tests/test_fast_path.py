@@ -10,7 +10,8 @@ import torch
 from helpers import build_model, build_reference_model, dictionary_from_symbols
 from ofa_sic.generation.generator import OFASequenceGenerator
 from ofa_sic.models.attention import MultiheadAttention
-from ofa_sic.models.encoder import ENCODER_INPUTS, group_rows_by_source
+from ofa_sic.models.encoder import ENCODER_INPUTS
+from ofa_sic.models.grouped_rows import group_rows_by_source
 
 NO_DROPOUT = dict(dropout=0.0, encoder_drop_path_rate=0.0, decoder_drop_path_rate=0.0)
 

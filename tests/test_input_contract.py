@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from helpers import COMMON, REPO_ROOT, fairseq_command, ofa_sic, run_command
+from helpers import REPO_ROOT, common_args, fairseq_command, ofa_sic, run_command
 
 
 def copy_data(demo_data, folder, styles=None):
@@ -29,9 +29,7 @@ def setup_task(data, bpe, checkpoint):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     parser = options.get_generation_parser()
-    argv = [str(a) for a in [data, *COMMON, "--bpe-dir", bpe, "--path", checkpoint]]
-    argv.remove("--patch-image-size")
-    argv.remove("96")  # the checkpoint's
+    argv = [str(a) for a in [data, *common_args(image_size=None), "--bpe-dir", bpe, "--path", checkpoint]]  # the checkpoint's size
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, argv))
     return tasks.setup_task(cfg.task)
 

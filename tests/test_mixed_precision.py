@@ -5,16 +5,15 @@ from fairseq import optim, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.optim.amp_optimizer import AMPOptimizer
 
-from helpers import REPO_ROOT, fairseq_command, run_command
+from helpers import common_args, fairseq_command, run_command
 
 
 def build(demo_data, *extra):
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [
-        str(demo_data["data"]), "--user-dir", str(REPO_ROOT / "ofa_sic"), "--task", "style_caption",
-        "--arch", "ofa_demo", "--bpe-dir", str(demo_data["bpe"]), "--patch-image-size", "96", "--cpu",
+    args = options.parse_args_and_arch(parser, [str(a) for a in [
+        demo_data["data"], *common_args(), "--arch", "ofa_demo", "--bpe-dir", demo_data["bpe"],
         "--optimizer", "adam", "--lr", "1e-4", *extra,
-    ])
+    ]])
     cfg = convert_namespace_to_omegaconf(args)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
@@ -84,8 +83,8 @@ def test_without_amp_the_forward_pass_is_fp32(demo_data):
 
 def test_fairseq_train_scst_with_amp(demo_data):
     result = run_command([
-        fairseq_command("fairseq-train"), demo_data["data"], "--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption",
-        "--patch-image-size", "96", "--cpu", "--bpe-dir", demo_data["bpe"], "--arch", "ofa_demo", "--amp",
+        fairseq_command("fairseq-train"), demo_data["data"], *common_args(), "--bpe-dir", demo_data["bpe"],
+        "--arch", "ofa_demo", "--amp",
         "--criterion", "scst_reward_criterion", "--scst", "--scst-args", '{"beam": 3, "max_len_b": 6}',
         "--scst-cider-cached-tokens", demo_data["data"] / "train-words.p", "--freeze-resnet",
         "--optimizer", "adam", "--lr", "1e-5", "--batch-size", "4", "--max-update", "2", "--no-save",

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ofa_sic.cli.main import main
 from ofa_sic.data import prepared_layout
-from ofa_sic.data.pcap import PcapError, clean_caption, prepare_pcap
+from ofa_sic.data.pcap import PcapError, caption_as_cell, prepare_pcap
 
 PERSONALITIES = "Positive Traits\nHappy\nEarnest (Enthusiastic)\n\nNegative Traits\nSarcastic\nGloomy\n"
 HASH = "{:032x}".format  # HASH(7) -> a 32-character hex hash
@@ -55,12 +55,12 @@ def simple_dataset(root, **kwargs):
 
 
 def test_clean_caption():
-    assert clean_caption("  two\tcats \n on  a mat ") == ("two cats on a mat", False)
-    assert clean_caption("salt&&pepper") == ("salt and pepper", True)
-    assert clean_caption("rock &") == ("rock and", True)
-    assert clean_caption("& roll") == ("and roll", True)
-    assert clean_caption("fish & chips") == ("fish & chips", False)
-    assert clean_caption("a &&& b") == ("a and b", True)
+    assert caption_as_cell("  two\tcats \n on  a mat ") == ("two cats on a mat", False)
+    assert caption_as_cell("salt&&pepper") == ("salt and pepper", True)
+    assert caption_as_cell("rock &") == ("rock and", True)
+    assert caption_as_cell("& roll") == ("and roll", True)
+    assert caption_as_cell("fish & chips") == ("fish & chips", False)
+    assert caption_as_cell("a &&& b") == ("a and b", True)
 
 
 def test_conversion_with_defects_counts_every_skip_exactly(tmp_path):
@@ -227,7 +227,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_document_frequencies_use_clean_train_references_grouped_by_image(tmp_path):
-    from ofa_sic.metrics.cider_d import build_document_frequency, load_document_frequency
+    from ofa_sic.metrics.document_frequency import build_document_frequency, load_document_frequency
 
     train = [rec(HASH(1), "Happy", "A Bright, day!"), rec(HASH(2), "Gloomy", "grey..."), rec(HASH(1), "Gloomy", "Dull  day.")]
     pcap_dir, image_dir = make_pcap(tmp_path, train, [rec(HASH(3), "Happy", "x")], [rec(HASH(4), "Happy", "y", ["a", "b", "c", "d"])])

@@ -8,9 +8,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from ofa_sic.data.caption_dataset import COLUMNS, StyleCaptionDataset
+from ofa_sic.data.caption_dataset import StyleCaptionDataset
+from ofa_sic.data.prepared_layout import COLUMNS
 from ofa_sic.data.demo import STYLES, make_demo_data
-from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer, decode_base64_image
+from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
+from ofa_sic.data.images import decode_base64_image
 from ofa_sic.data.pcap import prepare_pcap
 from ofa_sic.data.prompts import StylePrompt
 from ofa_sic.data.styles import StyleVocabulary, UnknownStyleError
@@ -257,8 +259,9 @@ def test_collater_pads_with_one_and_returns_the_documented_keys(demo, codec, sty
     indices = [first_of["Happy"], first_of["Sweet (Kind)"], first_of["Formal"], first_of["Gloomy"]]
     samples = [dataset[i] for i in indices]
     batch = dataset.collater(samples)
-    assert set(batch) == {"id", "nsentences", "ntokens", "net_input", "target", "references", "split"}
+    assert set(batch) == {"id", "nsentences", "ntokens", "net_input", "target", "references", "styles", "split"}
     assert batch["references"] == [dataset.references(i) for i in indices] and batch["split"] == dataset.split
+    assert batch["styles"] == [dataset.row(i)["style"] for i in indices]
     assert set(batch["net_input"]) == {"src_tokens", "src_lengths", "patch_images", "patch_masks", "prev_output_tokens"}
     assert isinstance(batch["id"], np.ndarray) and batch["id"].tolist() == indices
     assert batch["nsentences"] == 4

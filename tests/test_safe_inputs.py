@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import REPO_ROOT, fairseq_command, ofa_sic, train_script_command, train_script_env
+from helpers import common_args, fairseq_command, ofa_sic, train_script_command, train_script_env
 
 UTF8_BOM = "\ufeff"
 
@@ -29,7 +29,8 @@ class _RunsShellCommand:
 
 
 def test_df_pickle_with_a_reduce_payload_is_refused_and_the_payload_never_runs(tmp_path):
-    from ofa_sic.metrics.cider_d import CiderD, DocumentFrequencyError
+    from ofa_sic.metrics.cider_d import CiderD
+    from ofa_sic.metrics.document_frequency import DocumentFrequencyError
 
     marker = tmp_path / "payload-ran"
     path = tmp_path / "coco-train-words.p"
@@ -43,7 +44,7 @@ def test_df_pickle_with_a_reduce_payload_is_refused_and_the_payload_never_runs(t
 
 @pytest.mark.parametrize("protocol", [0, 2, 4])
 def test_plain_df_pickles_of_every_protocol_load(tmp_path, protocol):
-    from ofa_sic.metrics.cider_d import load_document_frequency
+    from ofa_sic.metrics.document_frequency import load_document_frequency
 
     path = tmp_path / "words.p"
     table = defaultdict(float, {("a",): 2.0, ("a", "man"): 1.0})
@@ -70,7 +71,7 @@ def pixels(image) -> np.ndarray:
 
 def test_16_bit_png_gives_the_pixels_of_its_8_bit_version_everywhere(tmp_path):
     from ofa_sic.cli.caption import open_image
-    from ofa_sic.data.image_transform import decode_base64_image
+    from ofa_sic.data.images import decode_base64_image
     from ofa_sic.data.images import decode_image
     from ofa_sic.data.prepared_layout import encode_image
 
@@ -90,7 +91,7 @@ def test_16_bit_png_gives_the_pixels_of_its_8_bit_version_everywhere(tmp_path):
 
 def test_exif_rotated_jpeg_gives_the_pixels_of_its_upright_version(tmp_path):
     from ofa_sic.cli.caption import open_image
-    from ofa_sic.data.image_transform import decode_base64_image
+    from ofa_sic.data.images import decode_base64_image
     from ofa_sic.data.images import decode_image
     from ofa_sic.data.prepared_layout import encode_image
 
@@ -177,8 +178,8 @@ def test_training_refuses_the_data_before_the_first_update(broken_data, demo_dat
 
 def test_fairseq_generate_refuses_an_empty_reference_before_generating(broken_data, demo_data, stage1_checkpoint):
     result = subprocess.run([
-        fairseq_command("fairseq-generate"), broken_data, "--user-dir", REPO_ROOT / "ofa_sic", "--task", "style_caption",
-        "--bpe-dir", demo_data["bpe"], "--patch-image-size", "96", "--cpu", "--path", stage1_checkpoint,
+        fairseq_command("fairseq-generate"), broken_data, *common_args(), "--bpe-dir", demo_data["bpe"],
+        "--path", stage1_checkpoint,
         "--gen-subset", "test", "--beam", "2", "--batch-size", "4",
     ], capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert result.returncode != 0

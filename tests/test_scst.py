@@ -10,7 +10,7 @@ from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from criterions.scst_loss import baseline_scores, wrap_for_cider
-from helpers import REPO_ROOT, fairseq_command, run_command, train_args, training_config
+from helpers import common_args, fairseq_command, run_command, train_args, training_config
 from ofa_sic.data.text import CaptionCleaner
 from ofa_sic.generation.generator import OFASequenceGenerator, mask_outside_range
 
@@ -28,7 +28,8 @@ def test_leave_one_out_baseline_equals_appendix_b():
 
 
 def test_leave_one_out_scores_come_from_cider_d(demo_data):
-    from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
+    from ofa_sic.metrics.cider_d import CiderD
+    from ofa_sic.metrics.document_frequency import build_document_frequency
 
     refs = ["a man riding a horse on a beach", "a person rides a horse near the ocean"]
     df = build_document_frequency([refs, ["a cat sitting on a couch", "a cat lying on a sofa"],
@@ -51,12 +52,11 @@ def test_other_baselines_and_errors():
 
 def build_task_and_criterion(demo_data, *extra):
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [
-        str(demo_data["data"]), "--user-dir", str(REPO_ROOT / "ofa_sic"), "--task", "style_caption",
-        "--arch", "ofa_demo", "--bpe-dir", str(demo_data["bpe"]), "--patch-image-size", "96", "--cpu",
+    args = options.parse_args_and_arch(parser, [str(a) for a in [
+        demo_data["data"], *common_args(), "--arch", "ofa_demo", "--bpe-dir", demo_data["bpe"],
         "--criterion", "scst_reward_criterion", "--scst", "--scst-args", '{"beam": 3, "max_len_b": 6}',
-        "--scst-cider-cached-tokens", str(demo_data["data"] / "train-words.p"), "--freeze-resnet", *extra,
-    ])
+        "--scst-cider-cached-tokens", demo_data["data"] / "train-words.p", "--freeze-resnet", *extra,
+    ]])
     cfg = convert_namespace_to_omegaconf(args)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
@@ -94,11 +94,8 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
 
 def scst_train_args(data, save_dir, *extra):
     """A `fairseq-train` command line for stage 2: train_args with the SCST criterion instead of CE."""
-    args = train_args(data, save_dir, "--scst-cider-cached-tokens", data["data"] / "train-words.p", *extra)
-    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
-    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
-    args.remove("--report-accuracy")
-    return args
+    return train_args(data, save_dir, "--scst-cider-cached-tokens", data["data"] / "train-words.p", *extra,
+                      criterion="scst")
 
 
 SCST_VARIANTS = {
@@ -326,7 +323,7 @@ def test_keep_case_run_df_reward_and_references_agree(demo_data, tmp_path):
                  "--keep-case", "--keep-punctuation"])
     flags = ("--keep-case", "--keep-punctuation")
     task, model, criterion = build_task_and_criterion(demo_data, "--scst-cider-cached-tokens", str(df_path), *flags)
-    from ofa_sic.metrics.cider_d import load_document_frequency
+    from ofa_sic.metrics.document_frequency import load_document_frequency
 
     df = load_document_frequency(str(df_path))
     assert df["cleaning"] == {"keep_punctuation": True, "keep_case": True}
@@ -362,7 +359,7 @@ def test_scst_trains_on_one_example_per_image_with_all_its_captions(tmp_path):
     from ofa_sic.data.demo import make_demo_data
     from ofa_sic.data.pcap import prepare_pcap
     from ofa_sic.data.tsv_reader import IndexedTSV
-    from ofa_sic.data.caption_dataset import COLUMNS
+    from ofa_sic.data.prepared_layout import COLUMNS
 
     make_demo_data(str(tmp_path / "raw"), seed=1, n_train=12, n_valid=4, n_test=4, train_references=3, quiet=True)
     prepare_pcap(str(tmp_path / "raw" / "personality_captions"), str(tmp_path / "raw" / "yfcc_images"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import COMMON, fairseq_command, ofa_format_checkpoint, run_command, train_args
+from helpers import common_args, fairseq_command, ofa_format_checkpoint, run_command, train_args
 
 
 def test_fairseq_train_then_generate_one_caption_per_row(demo_data, tmp_path):
@@ -24,7 +24,7 @@ def test_fairseq_train_then_generate_one_caption_per_row(demo_data, tmp_path):
     assert "num_updates 12" in log
 
     generated = run_command([
-        fairseq_command("fairseq-generate"), demo_data["data"], *COMMON, "--bpe-dir", demo_data["bpe"],
+        fairseq_command("fairseq-generate"), demo_data["data"], *common_args(), "--bpe-dir", demo_data["bpe"],
         "--path", save_dir / "checkpoint_best.pt", "--gen-subset", "test", "--beam", "5", "--max-len-b", "16",
         "--no-repeat-ngram-size", "3", "--batch-size", "5",
     ]).stdout
@@ -42,12 +42,13 @@ def test_restore_from_ofa_format_checkpoint_with_resets(ref, demo_data, tmp_path
     for key, value in ref["arch_overrides"].items():
         if key != "patch_image_size":
             overrides += [f"--{key.replace('_', '-')}", str(value)]
-    # OFA's command line without --share-all-embeddings: ofa_sic always shares all embeddings, without a flag
-    flags = [f"--{key.replace('_', '-')}" for key, on in ref["flags"].items() if on and key != "share_all_embeddings"]
+    # OFA's command line without its sharing flags: ofa_sic always shares all embeddings and ties the output
+    # projection to them, without a flag
+    tied = ("share_all_embeddings", "share_decoder_input_output_embed")
+    flags = [f"--{key.replace('_', '-')}" for key, on in ref["flags"].items() if on and key not in tied]
     args = train_args(demo_data, tmp_path / "ckpt", "--max-update", "2", "--disable-validation",
                       "--restore-file", checkpoint, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
-                      "--reset-lr-scheduler")
-    args[args.index("ofa_demo")] = "ofa_tiny"
+                      "--reset-lr-scheduler", arch="ofa_tiny")
     result = run_command(args + overrides + flags)
     log = result.stdout + result.stderr
     assert "Loaded checkpoint" in log and "num_updates 2" in log

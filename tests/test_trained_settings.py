@@ -71,12 +71,8 @@ def test_scst_from_a_stage1_checkpoint_trains_with_its_settings(demo_data, train
     args = train_args(demo_data, tmp_path / "scst", "--max-update", "1", "--no-save", "--disable-validation",
                       "--restore-file", trained, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
                       "--reset-lr-scheduler", "--freeze-resnet", "--scst", "--scst-args", '{"beam": 2, "max_len_b": 5}',
-                      "--scst-cider-cached-tokens", df_path, "--batch-size", "2")
-    args[args.index("adjust_label_smoothed_cross_entropy")] = "scst_reward_criterion"
-    del args[args.index("--label-smoothing"): args.index("--label-smoothing") + 2]
-    args.remove("--report-accuracy")
-    args.remove("--patch-image-size")  # COMMON's 96 is the trained value: leave it to the checkpoint
-    args.remove("96")
+                      "--scst-cider-cached-tokens", df_path, "--batch-size", "2",
+                      criterion="scst", image_size=None)  # 96 is the trained value: left to the checkpoint
     result = run_command(args)
     log = result.stdout + result.stderr
     assert re.search(r"--patch-image-size 96: taken from .*checkpoint_last.pt", log), log[-3000:]

@@ -23,29 +23,26 @@ def add_cleaning_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep punctuation, as training with --keep-punctuation does")
 
 
-def references_by_image(tsv_path: str, cleaner):
+def tsv_references_by_image(tsv_path: str, cleaner):
     """[[reference, ...] per image] in first-seen image order, references cleaned by `cleaner`."""
-    from ofa_sic.data.caption_dataset import COLUMNS
+    from ofa_sic.data.prepared_layout import COLUMNS
+    from ofa_sic.data.prepared_layout import references_by_image
     from ofa_sic.data.text import REFERENCE_SEPARATOR
     from ofa_sic.data.tsv_reader import IndexedTSV
 
     rows = IndexedTSV(tsv_path, num_columns=len(COLUMNS))
     image_column, captions_column = COLUMNS.index("image_id"), COLUMNS.index("captions")
-    grouped = {}
-    for i in range(len(rows)):
-        fields = rows[i]
-        grouped.setdefault(fields[image_column], []).extend(
-            cleaner(c) for c in fields[captions_column].split(REFERENCE_SEPARATOR)
-        )
-    return list(grouped.values())
+    fields = (rows[i] for i in range(len(rows)))
+    return references_by_image(
+        (row[image_column], [cleaner(c) for c in row[captions_column].split(REFERENCE_SEPARATOR)]) for row in fields)
 
 
 def run(args: argparse.Namespace) -> int:
     from ofa_sic.data.text import CaptionCleaner
-    from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
+    from ofa_sic.metrics.document_frequency import build_document_frequency, save_document_frequency
 
     cleaner = CaptionCleaner(keep_punctuation=args.keep_punctuation, keep_case=args.keep_case)
-    references = references_by_image(args.tsv, cleaner)
+    references = tsv_references_by_image(args.tsv, cleaner)
     df = build_document_frequency(references, cleaner.settings())
     save_document_frequency(df, args.out)
     print(f"{args.out}: document frequencies of {len(df['document_frequency'])} n-grams over {df['ref_len']} images")

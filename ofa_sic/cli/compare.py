@@ -64,7 +64,7 @@ def read_predictions(path: str) -> Dict[str, str]:
 
 def read_split(tsv_path: str) -> List[Tuple[str, str, List[str]]]:
     """(uniq_id, style, cleaned references) of every row of a prepared TSV, in file order."""
-    from ofa_sic.data.caption_dataset import COLUMNS
+    from ofa_sic.data.prepared_layout import COLUMNS
     from ofa_sic.data.text import CaptionCleaner
     from ofa_sic.data.tsv_reader import IndexedTSV
 
@@ -107,7 +107,7 @@ def format_table(results: Dict, name_a: str, name_b: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ofa_sic.evaluation.report import write_json_atomic
+    from ofa_sic.atomic_files import write_json_atomic
     from ofa_sic.metrics.caption_eval import CaptionEvaluator
     from ofa_sic.metrics.paired_bootstrap import paired_bootstrap
 

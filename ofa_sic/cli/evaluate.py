@@ -128,7 +128,7 @@ def write_content_accuracy(attributes_path: str, rows, captions, out_dir: str) -
     import json
 
     from ofa_sic.evaluation.content_accuracy import content_accuracy, format_content_accuracy
-    from ofa_sic.evaluation.report import write_json_atomic
+    from ofa_sic.atomic_files import write_json_atomic
 
     with open(attributes_path, encoding="utf-8") as f:
         attributes = json.load(f)
@@ -139,18 +139,9 @@ def write_content_accuracy(attributes_path: str, rows, captions, out_dir: str) -
     return format_content_accuracy(report)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ofa_sic.cli.generation_options import options_from_args
-    from ofa_sic.evaluation.gallery import render_gallery
-    from ofa_sic.evaluation.report import build_metrics, style_table, write_atomic, write_json_atomic
-    from ofa_sic.evaluation.style_figures import StyleFigures, style_figures_table
-    from ofa_sic.evaluation.several_styles import (caption_split_in_styles, multi_style_entries, sensitivity_figures,
-                                                   sensitivity_line)
-    from ofa_sic.metrics.style_sensitivity import styles_for_image
-    from ofa_sic.generation.captioner import Captioner
-    from ofa_sic.metrics.caption_eval import SPICE_NOT_REQUESTED, CaptionEvaluator
-
-    options = options_from_args(args)
+def check_arguments(args: argparse.Namespace) -> tuple:
+    """Refuse bad option values and an --out that cannot take the results, before any work; return the
+    names of the files the run will write."""
     if args.gallery_per_style < 0:
         raise ValueError("--gallery-per-style must be 0 (all) or more")
     if args.styles_per_image == 1 or args.styles_per_image < 0:
@@ -159,8 +150,14 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--attributes {args.attributes} not found: `ofa-sic demo-data` writes attributes.json")
     outputs = OUTPUT_FILES + (("content.json",) if args.attributes else ())
     check_output_folder(args.out, outputs, args.overwrite)  # before any work; created only at the end
-    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
-                          precision=args.precision)
+    return outputs
+
+
+def load_split(captioner, args: argparse.Namespace):
+    """(the split's dataset, its StyleFigures), after the data check and the style figures' checks of its styles."""
+    from ofa_sic.evaluation.style_figures import StyleFigures
+    from ofa_sic.metrics.style_sensitivity import styles_for_image
+
     task = captioner.task
     task.load_dataset(args.split)
     dataset = task.datasets[args.split]
@@ -171,6 +168,70 @@ def run(args: argparse.Namespace) -> int:
     if args.styles_per_image:
         styles_for_image(0, len(captioner.styles), args.styles_per_image)  # checks N against the style count
         figures.check_styles(captioner.styles.names, "styles.txt")  # any style may be requested
+    return dataset, figures
+
+
+def evaluation_settings(args: argparse.Namespace, captioner, options, num_samples: int, figures) -> dict:
+    """What produced the numbers, as metrics.json records it."""
+    task = captioner.task
+    return {
+        "checkpoint": os.path.abspath(args.path),
+        "data": os.path.abspath(task.cfg.data),
+        "split": args.split,
+        "num_samples": num_samples,
+        "generation": {**options.as_dict(), "batch_size": args.batch_size,
+                       "constraint_range": task.generation_constraint(), "patch_image_size": task.cfg.patch_image_size},
+        "device": str(captioner.device),
+        "style_figures": figures.settings(),
+        "styles_per_image": args.styles_per_image,
+    }
+
+
+def write_results(out_dir: str, rows, captions, metrics: dict, gallery: str) -> None:
+    """predictions.json, metrics.json and gallery.html into `out_dir` (created now), each atomically."""
+    from ofa_sic.atomic_files import write_json_atomic, write_text_atomic
+
+    predictions = [
+        {"image_id": row["image_id"], "caption": caption, "style": row["style"], "uniq_id": row["uniq_id"]}
+        for row, caption in zip(rows, captions)
+    ]
+    os.makedirs(out_dir, exist_ok=True)
+    write_json_atomic(os.path.join(out_dir, "predictions.json"), predictions)
+    write_json_atomic(os.path.join(out_dir, "metrics.json"), metrics)
+    write_text_atomic(os.path.join(out_dir, "gallery.html"), gallery)
+
+
+def print_summary(args: argparse.Namespace, metrics: dict, sensitivity, spice_note) -> None:
+    """The per-style tables and notes on stdout."""
+    from ofa_sic.evaluation.report import style_table
+    from ofa_sic.evaluation.several_styles import sensitivity_line
+    from ofa_sic.evaluation.style_figures import style_figures_table
+    from ofa_sic.metrics.caption_eval import SPICE_NOT_REQUESTED
+
+    print(f"{args.split}: {metrics['num_samples']} captions, {len(metrics['per_style'])} styles "
+          "(x100; per-style scores use each style's references as the corpus)")
+    print(style_table(metrics))
+    print("style figures (x100 shares; ref- = the classifier on the human references, the ceiling):")
+    print(style_figures_table(metrics["per_style"], metrics["overall"]))
+    if sensitivity is not None:
+        print(sensitivity_line(sensitivity))
+    if spice_note and spice_note != SPICE_NOT_REQUESTED:
+        print(spice_note)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ofa_sic.cli.generation_options import options_from_args
+    from ofa_sic.evaluation.gallery import render_gallery
+    from ofa_sic.evaluation.report import build_metrics
+    from ofa_sic.evaluation.several_styles import caption_split_in_styles, multi_style_entries, sensitivity_figures
+    from ofa_sic.generation.captioner import Captioner
+    from ofa_sic.metrics.caption_eval import CaptionEvaluator
+
+    options = options_from_args(args)
+    outputs = check_arguments(args)
+    captioner = Captioner(args.path, options, data=args.data, bpe_dir=args.bpe_dir, cpu=args.cpu,
+                          precision=args.precision)
+    dataset, figures = load_split(captioner, args)
 
     with CaptionEvaluator(meteor=not args.no_meteor, spice=not args.no_spice) as evaluator:  # METEOR loads meanwhile
         captions = generate_split(captioner, dataset, args.batch_size)
@@ -184,26 +245,12 @@ def run(args: argparse.Namespace) -> int:
     for style, found in style_per_style.items():
         per_style[style].update(found)
 
-    settings = {
-        "checkpoint": os.path.abspath(args.path),
-        "data": os.path.abspath(task.cfg.data),
-        "split": args.split,
-        "num_samples": len(rows),
-        "generation": {**options.as_dict(), "batch_size": args.batch_size,
-                       "constraint_range": task.generation_constraint(), "patch_image_size": task.cfg.patch_image_size},
-        "device": str(captioner.device),
-        "style_figures": figures.settings(),
-        "styles_per_image": args.styles_per_image,
-    }
+    settings = evaluation_settings(args, captioner, options, len(rows), figures)
     metrics = build_metrics(settings, overall, per_style, spice_note)
     multi_style, sensitivity = [], None
     if args.styles_per_image:
         sensitivity = metrics["style_sensitivity"] = sensitivity_figures(*several, figures.classifier)
         multi_style = multi_style_entries(dataset, *several, figures.classifier)
-    predictions = [
-        {"image_id": row["image_id"], "caption": caption, "style": row["style"], "uniq_id": row["uniq_id"]}
-        for row, caption in zip(rows, captions)
-    ]
     gallery = render_gallery(
         title=f"{os.path.basename(args.path)} on {args.split}",
         subtitle=f"checkpoint {settings['checkpoint']} · data {settings['data']} · beam {options.beam}, "
@@ -212,20 +259,9 @@ def run(args: argparse.Namespace) -> int:
         style_scores=metrics["per_style"], overall=overall, per_style_limit=args.gallery_per_style or None,
         multi_style=multi_style, sensitivity=sensitivity,
     )
-    os.makedirs(args.out, exist_ok=True)
-    write_json_atomic(os.path.join(args.out, "predictions.json"), predictions)
-    write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
-    write_atomic(os.path.join(args.out, "gallery.html"), gallery)
+    write_results(args.out, rows, captions, metrics, gallery)
 
-    print(f"{args.split}: {len(rows)} captions, {len(per_style)} styles "
-          "(x100; per-style scores use each style's references as the corpus)")
-    print(style_table(metrics))
-    print("style figures (x100 shares; ref- = the classifier on the human references, the ceiling):")
-    print(style_figures_table(metrics["per_style"], metrics["overall"]))
-    if sensitivity is not None:
-        print(sensitivity_line(sensitivity))
-    if spice_note and spice_note != SPICE_NOT_REQUESTED:
-        print(spice_note)
+    print_summary(args, metrics, sensitivity, spice_note)
     if args.attributes:
         print(write_content_accuracy(args.attributes, rows, captions, args.out))
     for name in outputs:

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from ofa_sic.data.image_transform import CaptionImageTransform, ImageDecodeError, decode_base64_image
+from ofa_sic.data.image_transform import CaptionImageTransform
+from ofa_sic.data.check import caption_problems
+from ofa_sic.data.images import ImageDecodeError, decode_base64_image
+from ofa_sic.data.prepared_layout import COLUMNS
 from ofa_sic.data.prompts import StylePrompt
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner, TextCodec, collate_tokens
 from ofa_sic.data.tsv_reader import IndexedTSV
-
-COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
-
 
 def rows_by_image(rows: IndexedTSV) -> List[List[int]]:
     """Row indices grouped by (image_id, style), groups in order of their first row: [[0, 3], [1], ...].
@@ -37,6 +37,19 @@ def rows_by_image(rows: IndexedTSV) -> List[List[int]]:
         fields = rows.head(index, key_columns)
         groups.setdefault((fields[COLUMNS.index("image_id")], fields[-1]), []).append(index)
     return list(groups.values())
+
+
+def encoder_inputs(sources: List[torch.Tensor], patch_images: torch.Tensor, patch_masks: torch.Tensor,
+                   pad: int) -> Dict[str, torch.Tensor]:
+    """The encoder's part of a batch's net_input: src_tokens [B, L] (the prompts `sources`, right-padded
+    with `pad`), src_lengths [B], patch_images [B, 3, S, S] (uint8) and patch_masks [B] (bool)."""
+    src_tokens = collate_tokens(sources, pad)
+    return {
+        "src_tokens": src_tokens,
+        "src_lengths": src_tokens.ne(pad).long().sum(dim=1),
+        "patch_images": patch_images,
+        "patch_masks": patch_masks,
+    }
 
 
 def epoch_order(length: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
@@ -74,6 +87,7 @@ class StyleCaptionDataset(FairseqDataset):
         if one_example_per_image and single_caption_targets:
             raise ValueError("one example per image joins several captions: it needs single_caption_targets=False")
         self.groups: Optional[List[List[int]]] = rows_by_image(self.rows) if one_example_per_image else None
+        self.longest_prompt = max(len(prompt.token_ids(name)) for name in prompt.styles.names)
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
@@ -102,11 +116,9 @@ class StyleCaptionDataset(FairseqDataset):
         """The cleaned caption text the decoder is trained on (or the `&&`-joined references)."""
         if not self.single_caption_targets:
             return REFERENCE_SEPARATOR.join(self.cleaner.references(captions))
-        if REFERENCE_SEPARATOR in captions:
-            raise ValueError(
-                f"{self.path}, row {self.file_row(index)}: {captions.count(REFERENCE_SEPARATOR) + 1} references in a training "
-                "row; cross-entropy training takes one caption per row (as `ofa-sic prepare-pcap` writes train.tsv)"
-            )
+        problems = caption_problems(captions, multiple_references=False)
+        if problems:
+            raise ValueError(f"{self.path}, row {self.file_row(index)}: {problems[0]}")
         text = " ".join(self.cleaner(captions).split()[: self.max_tgt_length])
         if not text:
             raise ValueError(f"{self.path}, row {self.file_row(index)}: empty caption {captions!r}; training refuses an empty target")
@@ -155,17 +167,14 @@ class StyleCaptionDataset(FairseqDataset):
         (per row, its style name as the TSV spells it: what the SCST style reward asks for) and split (the subset's name, whose document frequencies validation CIDEr-D uses)."""
         if not samples:
             return {}
-        src_tokens = collate_tokens([s["source"] for s in samples], self.pad)
         target = collate_tokens([s["target"] for s in samples], self.pad)
         return {
             "id": np.array([s["id"] for s in samples]),
             "nsentences": len(samples),
             "ntokens": int(target.ne(self.pad).sum().item()),
             "net_input": {
-                "src_tokens": src_tokens,
-                "src_lengths": src_tokens.ne(self.pad).long().sum(dim=1),
-                "patch_images": torch.stack([s["patch_image"] for s in samples]),
-                "patch_masks": torch.cat([s["patch_mask"] for s in samples]),
+                **encoder_inputs([s["source"] for s in samples], torch.stack([s["patch_image"] for s in samples]),
+                                 torch.cat([s["patch_mask"] for s in samples]), self.pad),
                 "prev_output_tokens": collate_tokens([s["prev_output_tokens"] for s in samples], self.pad),
             },
             "target": target,
@@ -178,7 +187,9 @@ class StyleCaptionDataset(FairseqDataset):
         return self.max_tgt_length
 
     def size(self, index: int):
-        return (len(self.prompt.token_ids(self.prompt.styles.names[0])), self.max_tgt_length)
+        """(source, target) length bound of every example, which fairseq filters against --max-positions:
+        the longest prompt of any style and --max-tgt-length (reading the row's style would read the TSV)."""
+        return (self.longest_prompt, self.max_tgt_length)
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch

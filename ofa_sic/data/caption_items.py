@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ofa_sic.data.prepared_layout import (
-    IMAGE_SKIP_REASONS, SPLITS, PreparedRow, SplitReport, clean_caption, is_empty, is_safe_image_name,
+    IMAGE_SKIP_REASONS, SPLITS, PreparedRow, SplitReport, caption_as_cell, is_empty, is_safe_image_name, skip_counts,
 )
 
 #: Reasons the collector itself skips a caption (converters add their own before these).
@@ -75,7 +75,7 @@ class CaptionCollector:
         if not is_safe_image_name(image_file):
             report.skip("bad_image_name", key, image_file, "not a plain relative path inside the image folder")
             return False
-        text, ampersand_fixed = clean_caption(raw)
+        text, ampersand_fixed = caption_as_cell(raw)
         if is_empty(text):
             report.skip("empty_caption", key, image_file, f"caption {raw!r}")
             return False
@@ -116,7 +116,7 @@ def format_caption_report(title: str, report: Dict[str, Any]) -> List[str]:
     for split, s in report["splits"].items():
         lines.append(f"{split:<6} {s['read']:>9} {s['captions_written']:>8} {s['written']:>7} {s['skipped_total']:>8}")
     for split, s in report["splits"].items():
-        reasons = ", ".join(f"{r} {n}" for r, n in s["skipped"].items() if n)
+        reasons = skip_counts(s["skipped"])
         if reasons:
             lines.append(f"  {split} skipped: {reasons}")
         if s["fixes"]:

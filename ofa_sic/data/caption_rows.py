@@ -7,7 +7,7 @@ column is never parsed or decoded.
 from dataclasses import dataclass
 from typing import List
 
-from ofa_sic.data.caption_dataset import COLUMNS
+from ofa_sic.data.prepared_layout import COLUMNS
 from ofa_sic.data.text import REFERENCE_SEPARATOR
 
 

@@ -15,13 +15,11 @@ import os
 from dataclasses import dataclass
 from typing import List
 
-from ofa_sic.data.caption_dataset import COLUMNS
-from ofa_sic.data.prepared_layout import is_empty
+from ofa_sic.data.prepared_layout import COLUMNS, SPLITS, is_empty, split_file
 from ofa_sic.data.styles import StyleVocabulary, UnknownStyleError
 from ofa_sic.data.text import REFERENCE_SEPARATOR
 from ofa_sic.data.tsv_reader import IndexedTSV
 
-SPLITS = ("train", "valid", "test")
 UTF8_BOM = b"\xef\xbb\xbf"
 #: Problems of one file shown in a start-up error; `ofa-sic check-data` lists them all.
 SHOWN_PER_FILE = 20
@@ -84,17 +82,22 @@ def check_split(path: str, styles: StyleVocabulary, multiple_references: bool,
             styles.index(style)
         except UnknownStyleError as error:
             report(f"{error} ({styles_origin})")
-        parts = captions.split(REFERENCE_SEPARATOR)
-        if not multiple_references and len(parts) > 1:
-            report(f"{len(parts)} references in a training row; cross-entropy training takes one caption per row")
-        elif len(parts) == 1 and is_empty(captions):
-            report(f"empty caption {captions!r}: no letter or digit (training would learn an empty target)")
-        else:
-            for number, reference in enumerate(parts, start=1):
-                if is_empty(reference):
-                    report(f"reference {number} of {len(parts)} is empty ({reference!r}); "
-                           f"remove it and its {REFERENCE_SEPARATOR!r}")
+        for message in caption_problems(captions, multiple_references):
+            report(message)
     return problems
+
+
+def caption_problems(captions: str, multiple_references: bool) -> List[str]:
+    """What is wrong with a row's captions column (nothing: []): several references where training takes
+    one (not `multiple_references`), an empty caption, an empty reference among several. The rules of a
+    row's captions, for this check and for the dataset that reads the row."""
+    parts = captions.split(REFERENCE_SEPARATOR)
+    if not multiple_references and len(parts) > 1:
+        return [f"{len(parts)} references in a training row; cross-entropy training takes one caption per row"]
+    if len(parts) == 1 and is_empty(captions):
+        return [f"empty caption {captions!r}: no letter or digit (training would learn an empty target)"]
+    return [f"reference {number} of {len(parts)} is empty ({reference!r}); remove it and its {REFERENCE_SEPARATOR!r}"
+            for number, reference in enumerate(parts, start=1) if is_empty(reference)]
 
 
 def check_data_folder(folder: str) -> List[DataProblem]:
@@ -108,7 +111,7 @@ def check_data_folder(folder: str) -> List[DataProblem]:
         return [DataProblem(styles_path, 0, str(error))]
     problems: List[DataProblem] = []
     for split in SPLITS:
-        path = os.path.join(folder, f"{split}.tsv")
+        path = split_file(folder, split)
         if not os.path.isfile(path):
             problems.append(DataProblem(path, 0, "not found"))
             continue

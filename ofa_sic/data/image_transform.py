@@ -5,27 +5,15 @@ with mean = std = 0.5, or ImageNet's statistics with `--imagenet-default-mean-an
 The data loader stops after the resize: images cross it (collate, pinning, host-to-device copy)
 as uint8, and `ImageNormalizer` maps them to [0, 1] and (x - mean) / std on the model's device.
 """
-import base64
-import io
-
 import numpy as np
 import torch
 from PIL import Image
 
-from ofa_sic.data.images import ImageDecodeError, decode_image, to_rgb
+from ofa_sic.data.images import to_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
-
-
-def decode_base64_image(data: str) -> Image.Image:
-    """Decode the base64 image column of a TSV row (url-safe alphabet, as OFA) into an upright RGB image."""
-    try:
-        payload = base64.urlsafe_b64decode(data)
-    except ValueError as error:
-        raise ImageDecodeError(f"cannot decode image: not base64 ({error})") from None
-    return decode_image(io.BytesIO(payload))
 
 
 class CaptionImageTransform:

@@ -1,5 +1,5 @@
-"""Image files -> the upright 8-bit RGB picture a person sees: one decoder for prepare-pcap, the datasets
-and `ofa-sic caption`.
+"""Image files -> the upright 8-bit RGB picture a person sees: one decoder for the converters, the datasets
+(`decode_base64_image`, the image column of a prepared TSV), `ofa-sic caption` and `ofa-sic serve`.
 
 Pillow's `convert("RGB")` alone gets some images wrong; `to_rgb` fixes these:
 - EXIF orientation (phone photos stored sideways) is applied, as image viewers do;
@@ -10,6 +10,8 @@ Pillow's `convert("RGB")` alone gets some images wrong; `to_rgb` fixes these:
   drops the alpha and shows what the transparent pixels happen to hold, often black);
 - every other mode (L, P, 1, CMYK, YCbCr, ...) goes through Pillow's `convert("RGB")`.
 """
+import base64
+import io
 from typing import Optional
 
 import numpy as np
@@ -79,3 +81,12 @@ def decode_image(source, max_pixels: Optional[int] = None) -> Image.Image:
         raise NotAnImageError("not an image: no format Pillow reads (JPEG, PNG, WebP, GIF, BMP, TIFF, ...)") from None
     except Exception as error:  # Pillow raises many types for bad bytes
         raise ImageDecodeError(f"cannot decode image: {type(error).__name__}: {error}") from None
+
+
+def decode_base64_image(data: str) -> Image.Image:
+    """Decode the base64 image column of a TSV row (url-safe alphabet, as OFA) into an upright RGB image."""
+    try:
+        payload = base64.urlsafe_b64decode(data)
+    except ValueError as error:
+        raise ImageDecodeError(f"cannot decode image: not base64 ({error})") from None
+    return decode_image(io.BytesIO(payload))

@@ -36,8 +36,8 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ofa_sic.data.prepared_layout import (
-    IMAGE_SKIP_REASONS, ConversionError, LayoutOptions, PreparedRow, SplitReport, check_folders, clean_caption,
-    format_layout_summary, is_empty, write_layout,
+    IMAGE_SKIP_REASONS, ConversionError, LayoutOptions, PreparedRow, SplitReport, check_folders, caption_as_cell,
+    format_layout_summary, is_empty, skip_counts, write_layout,
 )
 from ofa_sic.data.styles import StyleVocabulary, normalize_style, read_personalities
 from ofa_sic.data.text import CaptionCleaner
@@ -109,7 +109,7 @@ def _parse_record(split: str, number: int, record: Any, report: _PcapSplitReport
         report.skip("bad_image_hash", number, image_hash, "image_hash holds a path separator or whitespace")
         return None
 
-    comment, fixed = clean_caption(record["comment"])
+    comment, fixed = caption_as_cell(record["comment"])
     if is_empty(comment):
         report.skip("empty_comment", number, image_hash, f"comment {record['comment']!r}")
         return None
@@ -125,7 +125,7 @@ def _parse_record(split: str, number: int, record: Any, report: _PcapSplitReport
             report.skip("missing_field", number, image_hash, "test record without an additional_comments list")
             return None
         for raw in extra:
-            text, fixed = clean_caption(raw) if isinstance(raw, str) else ("", False)
+            text, fixed = caption_as_cell(raw) if isinstance(raw, str) else ("", False)
             if is_empty(text) or is_junk(text):
                 report.junk_reference_dropped += 1
                 continue
@@ -282,7 +282,7 @@ def format_report(report: Dict[str, Any]) -> str:
     for split, s in report["splits"].items():
         lines.append(f"{split:<6} {s['source']:<11} {s['read']:>8} {s['written']:>8} {s['skipped_total']:>8}")
     for split, s in report["splits"].items():
-        reasons = ", ".join(f"{r} {n}" for r, n in s["skipped"].items() if n)
+        reasons = skip_counts(s["skipped"])
         if reasons:
             lines.append(f"  {split} skipped: {reasons}")
         fixes = []

@@ -14,7 +14,8 @@ A prepared folder holds:
         training cleans them (unless disabled).
     report.json: what was read, written and skipped (per split and reason), style counts, settings.
 
-Captions are put on one line with single spaces (`clean_caption`). Rows whose image file is missing
+Captions are put on one line with single spaces and without "&&" (`caption_as_cell`); the cleaning that
+training applies (case, punctuation) is `ofa_sic.data.text.CaptionCleaner`, not the converters'. Rows whose image file is missing
 or cannot be decoded are skipped and counted ("missing_image", "corrupt_image"). Every output is
 staged under a temporary name and renamed into place only when the whole conversion has succeeded.
 """
@@ -26,17 +27,19 @@ import multiprocessing
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from PIL import Image
 from tqdm import tqdm
 
 from ofa_sic.atomic_files import commit_temporary, temporary_path
-from ofa_sic.data.images import decode_image
+from ofa_sic.data.images import ImageDecodeError, decode_image
 from ofa_sic.data.styles import StyleVocabulary
 from ofa_sic.data.text import REFERENCE_SEPARATOR, CaptionCleaner
 
 SPLITS = ("train", "valid", "test")
+#: The columns of a split file, in order (see the module docstring).
+COLUMNS = ("uniq_id", "image_id", "style", "captions", "image")
 IMAGE_SKIP_REASONS = ("missing_image", "corrupt_image")
 JPEG_QUALITY = 95
 DF_FILE = "train-words.p"
@@ -45,20 +48,30 @@ EXAMPLES_PER_REASON = 5
 _AMPERSANDS = re.compile(r"&{2,}|^&|&$")
 
 
+def split_file(folder: str, split: str) -> str:
+    """`{folder}/{split}.tsv`: the file of one split of SPLITS in a prepared folder."""
+    return os.path.join(folder, f"{split}.tsv")
+
+
+def split_path(data_dir: str, split: str) -> str:
+    """`split_file(data_dir, split)`, which must exist (FileNotFoundError saying which command writes it)."""
+    path = split_file(data_dir, split)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found; `ofa-sic prepare-pcap` writes train.tsv, valid.tsv and test.tsv")
+    return path
+
+
 class ConversionError(ValueError):
     """The input cannot be converted (a missing file, a malformed file, a bad argument, no usable rows)."""
-
-
-class CorruptImageError(ValueError):
-    """Pillow could not read or decode an image file."""
 
 
 # ----------------------------------------------------------------------------------------------------
 # Text
 
 
-def clean_caption(text: str) -> Tuple[str, bool]:
-    """Return `text` on one line with single spaces, and whether an ampersand had to be replaced.
+def caption_as_cell(text: str) -> Tuple[str, bool]:
+    """Return `text` as a captions cell of the TSV: on one line with single spaces, and whether an ampersand
+    had to be replaced. Only the layout is fixed; case and punctuation are left to `CaptionCleaner`.
 
     "&&" (or any longer run of "&") and a lone "&" at the start or end become "and", because "&&" is the
     reference separator of the captions column.
@@ -80,7 +93,7 @@ def is_empty(text: str) -> bool:
 def encode_image(path: str, image_size: int) -> str:
     """Return the image at `path` as urlsafe base64 of an RGB JPEG whose long side is at most `image_size`.
 
-    Raises FileNotFoundError when there is no file, CorruptImageError when Pillow cannot decode it.
+    Raises FileNotFoundError when there is no file, ImageDecodeError (with the path) when Pillow cannot decode it.
     Decoded with `ofa_sic.data.images.decode_image`: EXIF orientation applied, 16-bit grayscale scaled.
     """
     if not os.path.isfile(path):
@@ -92,7 +105,7 @@ def encode_image(path: str, image_size: int) -> str:
     except PermissionError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise CorruptImageError(f"{path}: {type(e).__name__}: {e}") from None
+        raise ImageDecodeError(f"{path}: {type(e).__name__}: {e}") from None
     width, height = rgb.size
     longest = max(width, height)
     if longest > image_size:
@@ -111,7 +124,7 @@ def image_job(job: Tuple[str, int]) -> Tuple[str, str]:
         return "ok", encode_image(path, image_size)
     except FileNotFoundError:
         return "missing_image", f"no file {path}"
-    except CorruptImageError as e:
+    except ImageDecodeError as e:
         return "corrupt_image", str(e)
 
 
@@ -183,11 +196,20 @@ class StagedOutputs:
 # Document frequencies (CIDEr-D)
 
 
+def references_by_image(image_captions: Iterable[Tuple[str, Sequence[str]]]) -> List[List[str]]:
+    """(image_id, captions) pairs -> the captions of each image, images in first-seen order: the documents
+    of CIDEr-D's document frequencies (one per image, whatever the style)."""
+    grouped: Dict[str, List[str]] = {}
+    for image_id, captions in image_captions:
+        grouped.setdefault(image_id, []).extend(captions)
+    return list(grouped.values())
+
+
 def write_document_frequency(references_per_image: List[List[str]], cleaner: CaptionCleaner, df_path: str,
                              staged: StagedOutputs) -> Dict[str, Any]:
     """Stage the CIDEr-D document frequencies of `references_per_image` (one list of raw captions per
     image), cleaned by `cleaner` as training will clean them, for `df_path`."""
-    from ofa_sic.metrics.cider_d import build_document_frequency, save_document_frequency
+    from ofa_sic.metrics.document_frequency import build_document_frequency, save_document_frequency
 
     cleaned = [[cleaner(caption) for caption in refs] for refs in references_per_image]
     df = build_document_frequency(cleaned, cleaner.settings())
@@ -343,10 +365,10 @@ def _write_splits(rows_by_split: Dict[str, List[PreparedRow]], reports: Dict[str
         written_by_split = {}
         for split in SPLITS:
             report = reports[split]
-            with staged.open(os.path.join(out_dir, f"{split}.tsv")) as out:
+            with staged.open(split_file(out_dir, split)) as out:
                 written_by_split[split] = _write_split(rows_by_split[split], image_dir, options, pool, out, report)
             if report.read and not report.written:
-                reasons = ", ".join(f"{r} {n}" for r, n in report.skipped.items() if n)
+                reasons = skip_counts(report.skipped)
                 raise ConversionError(
                     f"{sources[split]}: none of its {report.read} records could be used ({reasons}); "
                     f"check --image-dir {image_dir!r} and the file itself"
@@ -375,11 +397,9 @@ def write_layout(out_dir: str, rows_by_split: Dict[str, List[PreparedRow]], repo
         with staged.open(os.path.join(out_dir, "styles.txt")) as f:
             f.write(vocabulary.to_text())
         if options.df:
-            references: Dict[str, List[str]] = collections.defaultdict(list)
-            for row in written["train"]:
-                references[row.image_id].extend(row.captions)
+            references = references_by_image((row.image_id, row.captions) for row in written["train"])
             result["document_frequency"] = write_document_frequency(
-                list(references.values()), options.cleaner or CaptionCleaner(), os.path.join(out_dir, DF_FILE), staged
+                references, options.cleaner or CaptionCleaner(), os.path.join(out_dir, DF_FILE), staged
             )
         else:
             result["document_frequency"] = {"file": None, "skipped": "disabled (df=False / --no-df)"}
@@ -396,6 +416,11 @@ def write_layout(out_dir: str, rows_by_split: Dict[str, List[PreparedRow]], repo
         with staged.open(os.path.join(out_dir, "report.json")) as f:
             f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
+
+
+def skip_counts(skipped: Dict[str, int]) -> str:
+    """"reason n, reason n" for the reasons with skips ("" when nothing was skipped)."""
+    return ", ".join(f"{reason} {n}" for reason, n in skipped.items() if n)
 
 
 def format_layout_summary(report: Dict[str, Any]) -> List[str]:

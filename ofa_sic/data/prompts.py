@@ -46,7 +46,8 @@ MLM_FIELDS = {"style": STYLE, "text": TEXT}
 
 
 def check_style_tokens(dictionary, styles: StyleVocabulary):
-    """Raise unless the dictionary has a `<code_i>` symbol for every style."""
+    """Raise unless the dictionary has a `<code_i>` symbol for every style (the one capacity check of the
+    style vocabulary: the task runs it for any style format, a token-format prompt again)."""
     missing = [style_token(i) for i in range(len(styles)) if dictionary.index(style_token(i)) == dictionary.unk()]
     if missing:
         raise ValueError(

@@ -7,12 +7,16 @@ import hashlib
 import json
 import os
 import string
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from fairseq.data import Dictionary
 from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
 
+from ofa_sic.data.styles import style_token
+
+#: ids below this are fairseq's special symbols (<s>, <pad>, </s>, <unk>); the BPE tokens follow them.
+NUM_SPECIAL_SYMBOLS = 4
 PUNCTUATION_TABLE = str.maketrans({c: None for c in string.punctuation})
 REFERENCE_SEPARATOR = "&&"
 
@@ -50,10 +54,15 @@ def build_ofa_dictionary(bpe_dir: str, code_dict_size: int, num_bins: int) -> Di
     dictionary = Dictionary.load(bpe_file(bpe_dir, "dict.txt"))
     dictionary.add_symbol("<mask>")
     for i in range(code_dict_size):
-        dictionary.add_symbol(f"<code_{i}>")
+        dictionary.add_symbol(style_token(i))
     for i in range(num_bins):
         dictionary.add_symbol(f"<bin_{i}>")
     return dictionary
+
+
+def text_id_range(dictionary: Dictionary) -> Tuple[int, int]:
+    """[start, end) of the BPE-token ids of an OFA dictionary: after the specials, before `<mask>`."""
+    return NUM_SPECIAL_SYMBOLS, dictionary.index("<mask>")
 
 
 class TextCodec:
@@ -86,7 +95,8 @@ class CaptionCleaner:
     """OFA's caption cleaning: strip ASCII punctuation, lowercase, collapse spaces (the first two can be
     turned off with --keep-punctuation / --keep-case).
 
-    The one cleaning of the project: training targets, validation and test references, validation
+    The one cleaning of caption text for training and scoring (the converters only fix a caption's layout in
+    the TSV, `prepared_layout.caption_as_cell`): training targets, validation and test references, validation
     hypotheses, the SCST reward text (hypotheses and references) and the CIDEr-D document frequencies
     (`prepare-pcap`, `ofa-sic cider-df`) all go through it, so they agree under any setting.
     """

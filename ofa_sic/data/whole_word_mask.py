@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from fairseq.data import Dictionary
 
+from ofa_sic.data.text import NUM_SPECIAL_SYMBOLS
+
 # A span-extension cost that no span length reaches: protected positions and the sequence end.
 _STOP = 1 << 30
 
@@ -81,7 +83,7 @@ class WholeWordMasker:
         random_token_range: Optional[Tuple[int, int]] = None,
     ):
         """`word_starts`: `word_start_table(...)`. `random_token_range`: [low, high) of the ids used for
-        random replacement and random insertions; default (4, mask_idx), the text tokens."""
+        random replacement and random insertions; default (NUM_SPECIAL_SYMBOLS, mask_idx), the text tokens."""
         if not 0.0 <= mask_ratio <= 1.0:
             raise ValueError(f"--mlm-mask-ratio must be in [0, 1], got {mask_ratio}")
         if not 0.0 <= random_ratio <= 1.0:
@@ -91,7 +93,7 @@ class WholeWordMasker:
                 f"--mlm-replace-length must be 1 (span -> one <mask>), 0 (delete the span) or -1 "
                 f"(mask every token of the span), got {replace_length}"
             )
-        low, high = random_token_range if random_token_range is not None else (4, mask_idx)
+        low, high = random_token_range if random_token_range is not None else (NUM_SPECIAL_SYMBOLS, mask_idx)
         if not 0 <= low < high:
             raise ValueError(f"random_token_range must be [low, high) with 0 <= low < high, got {(low, high)}")
         self.mask_idx = mask_idx

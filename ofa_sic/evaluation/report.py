@@ -1,4 +1,4 @@
-"""metrics.json and the per-style table of `ofa-sic evaluate`, and atomic file writing.
+"""metrics.json and the per-style table of `ofa-sic evaluate`.
 
 metrics.json holds the settings that produced the numbers (checkpoint, data, split, generation
 options, device), the overall scores and one entry per style, each with its sample count. All scores
@@ -6,10 +6,8 @@ are x100. Per-style scores come from the same metric functions run on that style
 each style's references are its corpus: CIDEr's idf (and BLEU's and METEOR's corpus statistics)
 differ from the whole split's, and per-style numbers are not shares or averages of the overall ones.
 """
-import json
 from typing import Dict, List, Mapping, Optional
 
-from ofa_sic.atomic_files import write_text_atomic
 from ofa_sic.metrics.caption_eval import METRIC_NAMES
 
 PER_STYLE_NOTE = (
@@ -17,15 +15,6 @@ PER_STYLE_NOTE = (
     "style's captions alone): CIDEr's idf comes from that style's references, so per-style CIDEr is not an "
     "average or share of the overall CIDEr; all scores are x100"
 )
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` atomically (`ofa_sic.atomic_files.write_text_atomic`)."""
-    write_text_atomic(path, text)
-
-
-def write_json_atomic(path: str, value) -> None:
-    write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def sort_styles_by_cider(per_style: Mapping[str, Dict[str, float]]) -> List[str]:

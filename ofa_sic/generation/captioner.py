@@ -100,7 +100,7 @@ class Captioner:
         `max_len_a` > 0 fairseq sizes the length limit from the call's longest prompt, so rows are generated in
         groups of equal prompt length (one call each) to keep every caption independent of its neighbours.
         """
-        from ofa_sic.data.text import collate_tokens
+        from ofa_sic.data.caption_dataset import encoder_inputs
 
         if len(pixels) != len(styles):
             raise ValueError(f"{len(pixels)} images but {len(styles)} styles")
@@ -112,16 +112,10 @@ class Captioner:
                 for i, caption in zip(rows, self.caption_rows([pixels[i] for i in rows], [styles[i] for i in rows])):
                     captions[i] = caption
             return captions
-        pad = self.task.dictionary.pad()
-        src_tokens = collate_tokens(sources, pad)
         sample = {
             "id": torch.arange(len(sources)),
-            "net_input": {
-                "src_tokens": src_tokens,
-                "src_lengths": src_tokens.ne(pad).long().sum(dim=1),
-                "patch_images": torch.stack(list(pixels)),
-                "patch_masks": torch.ones(len(sources), dtype=torch.bool),
-            },
+            "net_input": encoder_inputs(sources, torch.stack(list(pixels)), torch.ones(len(sources), dtype=torch.bool),
+                                        self.task.dictionary.pad()),
         }
         return self.caption_batch(sample)
 

@@ -11,24 +11,22 @@ returned hypotheses (all beams, best first, with `tokens`, `score`, `positional_
 fairseq's own.
 """
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
 from torch import Tensor
 
+from ofa_sic.data.text import NUM_SPECIAL_SYMBOLS
 from ofa_sic.generation.ngram_block import NGramRepeatBlocker
 
-#: ids below this are the special symbols (<s>, <pad>, </s>, <unk>), never masked by a constraint.
-NUM_SPECIAL_SYMBOLS = 4
 
-
-def parse_constraint_range(value: Optional[str]) -> Optional[Tuple[int, int]]:
-    """"start,end" -> (start, end); None or "" -> None."""
-    if not value:
+def parse_constraint_range(value: Union[None, str, Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+    """"start,end" (OFA's spelling) or (start, end) -> (start, end), checked; None or "" -> None."""
+    if value is None or value == "":
         return None
     try:
-        start, end = (int(part) for part in str(value).split(","))
+        start, end = (int(part) for part in (value.split(",") if isinstance(value, str) else value))
     except ValueError:
         raise ValueError(f'constraint_range must look like "start,end" (e.g. "4,50265"), got {value!r}') from None
     if not NUM_SPECIAL_SYMBOLS <= start < end:
@@ -95,10 +93,11 @@ class ConstrainedEnsembleModel(EnsembleModel):
 class OFASequenceGenerator(SequenceGenerator):
     """fairseq's SequenceGenerator with OFA's start token, constraint range and a working n-gram block.
 
-    Accepts every keyword of fairseq's SequenceGenerator plus `constraint_range` ("start,end").
+    Accepts every keyword of fairseq's SequenceGenerator plus `constraint_range` ((start, end), or OFA's
+    "start,end").
     """
 
-    def __init__(self, models, tgt_dict, constraint_range: Optional[str] = None, no_repeat_ngram_size: int = 0, **kwargs):
+    def __init__(self, models, tgt_dict, constraint_range: Union[None, str, Tuple[int, int]] = None, no_repeat_ngram_size: int = 0, **kwargs):
         super().__init__(models, tgt_dict, no_repeat_ngram_size=0, **kwargs)
         self.constraint_range = parse_constraint_range(constraint_range)
         self.model = ConstrainedEnsembleModel(models, self.constraint_range)

@@ -22,7 +22,7 @@ from fairseq.models import FairseqIncrementalDecoder
 from fairseq.modules import LayerNorm
 from torch import Tensor
 
-from ofa_sic.models.encoder import group_rows_by_source
+from ofa_sic.models.grouped_rows import group_rows_by_source
 from ofa_sic.models.layers import TransformerDecoderLayer
 from ofa_sic.models.position import (
     Embedding,

@@ -5,9 +5,8 @@ an absolute term (pos_q(pos) . pos_k(pos), shared by all layers) plus per-layer 
 (2-D buckets for patch pairs, 1-D buckets for token pairs; image<->text pairs get only the
 absolute term). No position embedding is added to the inputs (OFA's entangle is off).
 
-The encoder-out dict may stand for more decoder rows than it holds: with `rows_per_source` r, decoder
-rows r*i .. r*i + r-1 use its row i (`expand_encoder_out`, `reorder_encoder_out`). SCST's K samples
-and beam search's hypotheses of an image thus share one encoding instead of K copies.
+The encoder-out dict may stand for more decoder rows than it holds (`rows_per_source`, see
+`ofa_sic.models.grouped_rows`); `reorder_encoder_out` keeps that grouping where it can.
 """
 import math
 from typing import Dict, List, Optional, Tuple
@@ -20,6 +19,7 @@ from fairseq.modules import LayerNorm
 from torch import Tensor
 
 from ofa_sic.models.drop_path import DropPath
+from ofa_sic.models.grouped_rows import group_rows_by_source
 from ofa_sic.models.layers import TransformerEncoderLayer
 from ofa_sic.models.position import (
     Embedding,
@@ -228,27 +228,3 @@ class OFAEncoder(FairseqEncoder):
 
     def max_positions(self):
         return self.max_source_positions
-
-
-def expand_encoder_out(encoder_out: Dict[str, List[Tensor]], rows_per_source: int) -> Dict[str, List[Tensor]]:
-    """The same encoding standing for `rows_per_source` consecutive decoder rows per row (no copy)."""
-    return dict(encoder_out, rows_per_source=encoder_out["rows_per_source"] * rows_per_source)
-
-
-def group_rows_by_source(new_order: Tensor, rows_per_source: int, num_sources: int) -> Tuple[Optional[Tensor], int]:
-    """How decoder rows `new_order` [B'] map onto the `num_sources` source rows, old row i using source i // r.
-
-    Returns (sources, r'): new decoder row j uses source sources[j // r']. `sources` is None when
-    it would be the identity (all sources kept, in order), so that nothing needs copying.
-    """
-    source_of_row = torch.div(new_order, rows_per_source, rounding_mode="floor")
-    if source_of_row.numel() == 0:
-        return source_of_row, 1
-    sources, counts = torch.unique_consecutive(source_of_row, return_counts=True)
-    if bool((counts == counts[0]).all()):
-        new_rows_per_source = int(counts[0])
-    else:
-        sources, new_rows_per_source = source_of_row, 1
-    if sources.numel() == num_sources and bool((sources == torch.arange(num_sources, device=sources.device)).all()):
-        return None, new_rows_per_source
-    return sources, new_rows_per_source

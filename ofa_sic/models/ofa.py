@@ -13,7 +13,8 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 
 from ofa_sic.models.decoder import OFADecoder
-from ofa_sic.models.encoder import OFAEncoder, expand_encoder_out
+from ofa_sic.models.encoder import OFAEncoder
+from ofa_sic.models.grouped_rows import expand_encoder_out
 from ofa_sic.models.position import Embedding
 from ofa_sic.models.resnet import BLOCKS_PER_LAYER
 
@@ -77,7 +78,7 @@ class OFAModel(FairseqEncoderDecoderModel):
     @classmethod
     def build_model(cls, args, task):
         """Build from fairseq args; the task supplies one joined dictionary (OFA shares all embeddings)."""
-        ofa_large_architecture(args)
+        ofa_defaults(args)
         src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
         if src_dict != tgt_dict:
             raise ValueError("OFA shares one token embedding: the task must use one dictionary for source and target")
@@ -210,8 +211,10 @@ def _default(args, name, value):
 
 
 @register_model_architecture("ofa", "ofa_large")
-def ofa_large_architecture(args):
-    """OFA-main's defaults for every size (docs/ofa-spec.md §2.1)."""
+def ofa_defaults(args):
+    """OFA-main's defaults for every size (docs/ofa-spec.md §2.1, where OFA-main calls this
+    `ofa_large_architecture`): each size sets its dimensions, then falls through to these; `ofa_large`
+    is these defaults alone."""
     _default(args, "encoder_embed_dim", 1024)
     _default(args, "encoder_ffn_embed_dim", 4 * args.encoder_embed_dim)
     _default(args, "encoder_layers", 12)
@@ -261,7 +264,7 @@ def _sized(embed_dim, encoder_layers, decoder_layers, heads, resnet_type):
         _default(args, "decoder_layers", decoder_layers)
         _default(args, "decoder_attention_heads", heads)
         _default(args, "resnet_type", resnet_type)
-        ofa_large_architecture(args)
+        ofa_defaults(args)
     return arch
 
 
@@ -287,4 +290,4 @@ def ofa_demo_architecture(args):
     _default(args, "max_source_positions", 256)
     _default(args, "max_target_positions", 256)
     _default(args, "image_bucket_size", 16)
-    ofa_large_architecture(args)
+    ofa_defaults(args)

@@ -19,24 +19,16 @@ Not predictable (`EpochSizeUnknown`): `--max-tokens` batching (batches are cut b
 `--skip-remainder-batch` (fairseq drops a batch before grouping).
 """
 import math
-import os
 from typing import List, Optional
 
-from ofa_sic.data.caption_dataset import COLUMNS, rows_by_image
+from ofa_sic.data.caption_dataset import rows_by_image
 from ofa_sic.data.mlm_dataset import mlm_count
+from ofa_sic.data.prepared_layout import COLUMNS, split_path
 from ofa_sic.data.tsv_reader import IndexedTSV, load_or_build_offsets
 
 
 class EpochSizeUnknown(ValueError):
     """The epoch size cannot be known before fairseq builds the training iterator; the message says why."""
-
-
-def split_path(data_dir: str, split: str) -> str:
-    """`{data_dir}/{split}.tsv`, as `ofa-sic prepare-pcap` writes it; FileNotFoundError when missing."""
-    path = os.path.join(data_dir, f"{split}.tsv")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; `ofa-sic prepare-pcap` writes train.tsv, valid.tsv and test.tsv")
-    return path
 
 
 def mixes_mlm_examples(task_cfg) -> bool:

@@ -22,13 +22,14 @@ from ofa_sic.data.caption_dataset import StyleCaptionDataset
 from ofa_sic.data.check import DataCheckError, check_split
 from ofa_sic.data.image_transform import CaptionImageTransform, ImageNormalizer
 from ofa_sic.data.mlm_dataset import DEFAULT_MLM_PROMPT, CaptionMLMDataset, MLMPrompt
+from ofa_sic.data.prepared_layout import split_path
 from ofa_sic.data.whole_word_mask import WholeWordMasker, word_start_table
-from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt
+from ofa_sic.data.prompts import STYLE_FORMATS, StylePrompt, check_style_tokens
 from ofa_sic.data.styles import StyleVocabulary
-from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary
+from ofa_sic.data.text import CaptionCleaner, TextCodec, bpe_fingerprint, build_ofa_dictionary, text_id_range
 from ofa_sic.generation.generator import OFASequenceGenerator, parse_constraint_range
 from ofa_sic.generation.options import OFA_CAPTION_GENERATION_JSON, parse_generation_json
-from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples, split_path
+from ofa_sic.tasks.epoch_size import check_training_batches, mixes_mlm_examples
 from ofa_sic.tasks.input_contract import (CONTRACT_KEY, DEFAULT_PROMPT, DEFAULT_SETTINGS, InputContractError,
                                           RecordedInputs, check_bpe, contract_record, legacy_prompt_template,
                                           read_recorded_inputs, recorded_from_task_state, resolve_settings,
@@ -112,7 +113,7 @@ class StyleCaptionTask(FairseqTask):
         self.bpe_fingerprint = bpe_fingerprint(cfg.bpe_dir)
         self.use_inputs_of(recorded)
         logger.info("dictionary: %d symbols; %d styles", len(self.dictionary), len(self.styles))
-        self.text_range = (4, self.dictionary.index("<mask>"))
+        self.text_range = text_id_range(self.dictionary)
         self.constraint_range = self.parse_constraint_range()
         # Checked here, before any data or model is loaded.
         self.eval_generation = parse_generation_json(cfg.eval_args, "--eval-args")
@@ -162,8 +163,7 @@ class StyleCaptionTask(FairseqTask):
             styles = StyleVocabulary.load(styles_path)
             if recorded is not None and recorded.is_legacy:
                 warn_legacy(recorded, styles_path)
-        if len(styles) > cfg.code_dict_size:
-            raise ValueError(f"{len(styles)} styles need as many <code_i> symbols; raise --code-dict-size (now {cfg.code_dict_size})")
+        check_style_tokens(self.dictionary, styles)  # whatever the style format: style i is <code_i>
         return styles
 
     @staticmethod
@@ -318,12 +318,12 @@ class StyleCaptionTask(FairseqTask):
         return parse_constraint_range(value)
 
     def generation_constraint(self) -> Optional[str]:
-        """The constraint range as the generator's "start,end" string (None: no constraint)."""
+        """The constraint range in OFA's "start,end" spelling, as reports record it (None: no constraint)."""
         return None if self.constraint_range is None else "{},{}".format(*self.constraint_range)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, prefix_allowed_tokens_fn=None):
         extra = dict(extra_gen_cls_kwargs or {})
-        extra["constraint_range"] = self.generation_constraint()
+        extra["constraint_range"] = self.constraint_range
         return super().build_generator(models, args, seq_gen_cls=OFASequenceGenerator, extra_gen_cls_kwargs=extra)
 
     def build_bpe(self, args):
@@ -369,7 +369,8 @@ class StyleCaptionTask(FairseqTask):
     def cider_scorer(self, split: str):
         """The CIDEr-D scorer of validation subset `split`: --eval-cider-cached-tokens if given (one file for
         all subsets), else document frequencies from the subset's own references (built once)."""
-        from ofa_sic.metrics.cider_d import CiderD, build_document_frequency
+        from ofa_sic.metrics.cider_d import CiderD
+        from ofa_sic.metrics.document_frequency import build_document_frequency
 
         if split not in self.cider_scorers:
             if self.cfg.eval_cider_cached_tokens:
