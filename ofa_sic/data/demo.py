@@ -175,53 +175,49 @@ def _image_hash(rng: random.Random, number: int, taken: set) -> str:
             return image_hash
 
 
-def _make_template_split(split: str, n: int, rng: random.Random, taken: set, references: int) -> List[Dict[str, Any]]:
-    """The template profile's records of one split (with their scenes, removed before writing).
-
-    A train image gets `references` records, each with another template of the image's style (PCap's
-    layout has one comment per train record, so several captions of an image are several records).
-    """
-    styles = [STYLES[i % len(STYLES)] for i in range(n)]
-    rng.shuffle(styles)
+def _make_records(split: str, n: int, rng: random.Random, taken: set, styles: Sequence[str], comments) -> List[Dict[str, Any]]:
+    """The records of one split (with their scenes, removed before writing): n images, the styles in turn
+    and shuffled, each image a new scene. `comments(scene, style)` gives an image's comments: a test image
+    gets one record with the first as its comment and the others as additional comments; any other image
+    gets one record per comment (PCap's layout has one comment per train record)."""
+    image_styles = [styles[i % len(styles)] for i in range(n)]
+    rng.shuffle(image_styles)
     records = []
-    for number, style in enumerate(styles):
+    for number, style in enumerate(image_styles):
         scene = _random_scene(rng)
         image_hash = _image_hash(rng, number, taken)
+        texts = comments(scene, style)
+        record = {"personality": style, "image_hash": image_hash, "_scene": scene}
         if split == "test":
-            templates = rng.sample(range(len(TEMPLATES[style])), 5)
-            records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
-                            "comment": caption(scene, style, templates[0]),
-                            "additional_comments": [caption(scene, style, t) for t in templates[1:]]})
+            records.append({**record, "comment": texts[0], "additional_comments": texts[1:]})
         else:
-            # one reference draws as earlier versions did, so that the default data set stays the same
-            templates = [rng.randrange(len(TEMPLATES[style]))] if references == 1 else \
-                rng.sample(range(len(TEMPLATES[style])), references)
-            for template in templates:
-                records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
-                                "comment": caption(scene, style, template)})
+            records.extend({**record, "comment": text} for text in texts)
     return records
+
+
+def _make_template_split(split: str, n: int, rng: random.Random, taken: set, references: int) -> List[Dict[str, Any]]:
+    """The template profile's records: five templates of the style per test image; `references` per train
+    image, each another template of the image's style."""
+
+    def comments(scene, style):
+        count = len(TEMPLATES[style])
+        if split == "test":
+            templates = rng.sample(range(count), 5)
+        else:  # one reference draws as earlier versions did, so that the default data set stays the same
+            templates = [rng.randrange(count)] if references == 1 else rng.sample(range(count), references)
+        return [caption(scene, style, t) for t in templates]
+
+    return _make_records(split, n, rng, taken, STYLES, comments)
 
 
 def _make_pcap_like_split(split: str, n: int, rng: random.Random, taken: set, references: int) -> List[Dict[str, Any]]:
-    """The PCap-like profile's records of one split (ofa_sic.data.demo_pcap_profile): test records have five
-    independently drawn comments, train images `references` records."""
+    """The PCap-like profile's records (ofa_sic.data.demo_pcap_profile): five independently drawn comments
+    per test image, `references` per train image."""
     from ofa_sic.data.demo_pcap_profile import STYLES as PROFILE_STYLES, TEST_REFERENCES, pcap_like_caption
 
-    styles = [list(PROFILE_STYLES)[i % len(PROFILE_STYLES)] for i in range(n)]
-    rng.shuffle(styles)
-    records = []
-    for number, style in enumerate(styles):
-        scene = _random_scene(rng)
-        image_hash = _image_hash(rng, number, taken)
-        if split == "test":
-            comments = [pcap_like_caption(scene, style, rng) for _ in range(TEST_REFERENCES)]
-            records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
-                            "comment": comments[0], "additional_comments": comments[1:]})
-        else:
-            for _ in range(references):
-                records.append({"personality": style, "image_hash": image_hash, "_scene": scene,
-                                "comment": pcap_like_caption(scene, style, rng)})
-    return records
+    count = TEST_REFERENCES if split == "test" else references
+    return _make_records(split, n, rng, taken, list(PROFILE_STYLES),
+                         lambda scene, style: [pcap_like_caption(scene, style, rng) for _ in range(count)])
 
 
 def _template_candidate(rng: random.Random) -> str:
