@@ -17,9 +17,11 @@ stage 2 or the MLM task can be tested where the template demo makes it trivial:
 - Case and punctuation vary: a capital or not at the start, ".", "!", "...", "?" or nothing at the end.
 - One caption per training image; five independently drawn captions per test image.
 
-`caption_ceilings` measures what a model can at best reach on such data: the references' leave-one-out
+`caption_ceilings` measures how human-like comments score on such data: the references' leave-one-out
 CIDEr (each test reference scored against the other four, as `ofa-sic evaluate` scores a caption) and
 the style classifier's top-1 accuracy on the test references when trained on the training captions.
+The style figure is a ceiling for a model's captions; the CIDEr figure is a reference point, since a
+generic comment in a style's most frequent phrasing can score about as well (BENCHMARKS.md).
 """
 import random
 from typing import Any, Dict, List, Sequence
@@ -176,7 +178,7 @@ def pcap_like_caption(scene: Dict[str, Any], style: str, rng: random.Random) -> 
 
 
 def caption_ceilings(train: Sequence[Dict[str, Any]], test: Sequence[Dict[str, Any]]) -> Dict[str, float]:
-    """The best a model can reach on this data: {"reference_loo_cider": the mean over k of test reference k's
+    """How human-like comments score on this data: {"reference_loo_cider": the mean over k of test reference k's
     CIDEr (x100, pycocoevalcap, PTB-tokenized) against the other references of its image;
     "reference_style_top1": the style classifier (trained on the `train` comments) on the test references}.
     Records are PCap records: personality, comment (and additional_comments in test)."""
