@@ -16,6 +16,7 @@
 #   TRAIN_REFERENCES=5 CE_EPOCHS=5 OUT=study_5ref bash benchmarks/scst_study.sh   # five captions per image
 #   CE_EPOCHS=1 ARM_UPDATES=4 ARM_VALIDATE=2 SEEDS=1 N_TRAIN=40 N_VALID=6 N_TEST=10 SCST_BATCH_SIZE=4 \
 #     OUT=study_smoke bash benchmarks/scst_study.sh   # smoke test (minutes)
+#   PROFILE=pcap CE_EPOCHS=20 OUT=study_pcap bash benchmarks/scst_study.sh   # on the PCap-like data (issue 21)
 # A finished step is not redone: delete its folder under $OUT to rerun it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,7 @@ N_TRAIN=${N_TRAIN:-2000}
 N_VALID=${N_VALID:-100}
 N_TEST=${N_TEST:-500}
 TRAIN_REFERENCES=${TRAIN_REFERENCES:-1}
+PROFILE=${PROFILE:-template}              # pcap: the PCap-like demo data (ofa-sic demo-data --profile pcap)
 CE_LR=${CE_LR:-1e-3}
 CE_EPOCHS=${CE_EPOCHS:-16}
 ARM_UPDATES=${ARM_UPDATES:-150}
@@ -46,9 +48,9 @@ BPE="$OUT/raw/bpe"
 start=$(date +%s)
 
 if [ ! -f "$DATA/test.tsv" ]; then
-  echo "== demo data: $N_TRAIN train images ($TRAIN_REFERENCES references each), $N_VALID valid, $N_TEST test =="
+  echo "== demo data ($PROFILE profile): $N_TRAIN train images ($TRAIN_REFERENCES references each), $N_VALID valid, $N_TEST test =="
   ofa-sic demo-data --out "$OUT/raw" --n-train "$N_TRAIN" --n-valid "$N_VALID" --n-test "$N_TEST" \
-    --train-references "$TRAIN_REFERENCES"
+    --train-references "$TRAIN_REFERENCES" --profile "$PROFILE"
   ofa-sic prepare-pcap --pcap-dir "$OUT/raw/personality_captions" --image-dir "$OUT/raw/yfcc_images" --out "$DATA" \
     --image-size 96 --workers "$WORKERS" > "$OUT/prepare.log"
 fi
