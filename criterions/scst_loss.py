@@ -200,13 +200,18 @@ class ScstRewardCriterion(FairseqCriterion):
         extra = "; the style reward is outside what SacreEOS describes" if self.style_reward is not None else ""
         return f"{words}; SacreEOS signature {signature}{extra}"
 
-    def style_log_probs(self, hypotheses: List[List[torch.Tensor]], styles: List[str]) -> Optional[np.ndarray]:
-        """log p(requested style | hypothesis) of every hypothesis, image-major [num_images * K]; None
-        without the style reward. styles: the requested style of each image."""
+    def hypothesis_texts(self, hypotheses: List[List[torch.Tensor]]) -> List[List[str]]:
+        """The plain text of every hypothesis (token ids ending in </s>), per image: what both parts of the
+        reward score."""
+        return [[self.task.decode(tokens) for tokens in hyps] for hyps in hypotheses]
+
+    def style_log_probs(self, texts: List[List[str]], styles: List[str]) -> Optional[np.ndarray]:
+        """log p(requested style | hypothesis) of every hypothesis text (per image), image-major
+        [num_images * K]; None without the style reward. styles: the requested style of each image."""
         if self.style_reward is None:
             return None
-        captions = [self.task.decode(tokens) for hyps in hypotheses for tokens in hyps]
-        requested = [style for style, hyps in zip(styles, hypotheses) for _ in hyps]
+        captions = [text for image_texts in texts for text in image_texts]
+        requested = [style for style, image_texts in zip(styles, texts) for _ in image_texts]
         return self.style_reward.log_probs(captions, requested)
 
     def rewards(self, scores: np.ndarray, style_log_probs: Optional[np.ndarray]) -> np.ndarray:
@@ -244,13 +249,13 @@ class ScstRewardCriterion(FairseqCriterion):
             return None
         return model.encoder(**{key: sample["net_input"][key] for key in ENCODER_INPUTS})
 
-    def cider_scores(self, hypotheses: List[List[torch.Tensor]], references: List[List[str]]) -> np.ndarray:
-        """CIDEr-D of every hypothesis, image-major: [num_images * K]."""
+    def cider_scores(self, texts: List[List[str]], references: List[List[str]]) -> np.ndarray:
+        """CIDEr-D of every hypothesis text (per image, see `hypothesis_texts`), image-major: [num_images * K]."""
         cleaner = self.task.cleaner
         gts = {i: [wrap_for_cider(r, cleaner) for r in refs] for i, refs in enumerate(references)}
         res = [
-            {"image_id": i, "caption": [wrap_for_cider(self.task.decode(tokens), cleaner)]}
-            for i, hyps in enumerate(hypotheses) for tokens in hyps
+            {"image_id": i, "caption": [wrap_for_cider(text, cleaner)]}
+            for i, image_texts in enumerate(texts) for text in image_texts
         ]
         return self.cider.compute_score(gts, res)[1]
 
@@ -301,14 +306,16 @@ class ScstRewardCriterion(FairseqCriterion):
         hypotheses = self.generate(model, sample, self.task.scst_generator, encoder_out)
         generated = time.perf_counter()
         references = self.references(sample)
-        scores = self.cider_scores(hypotheses, references)
-        style_log_probs = self.style_log_probs(hypotheses, sample["styles"])
+        texts = self.hypothesis_texts(hypotheses)
+        scores = self.cider_scores(texts, references)
+        style_log_probs = self.style_log_probs(texts, sample["styles"])
         rewards = self.rewards(scores, style_log_probs)
         greedy = greedy_rewards = None
         if self.baseline == "greedy" or (self.greedy_every > 0 and update_num % self.greedy_every == 0):
             greedy_hyps = [h[:1] for h in self.generate(model, sample, self.greedy_generator(model), encoder_out)]
-            greedy = self.cider_scores(greedy_hyps, references)
-            greedy_rewards = self.rewards(greedy, self.style_log_probs(greedy_hyps, sample["styles"]))
+            greedy_texts = self.hypothesis_texts(greedy_hyps)
+            greedy = self.cider_scores(greedy_texts, references)
+            greedy_rewards = self.rewards(greedy, self.style_log_probs(greedy_texts, sample["styles"]))
         advantages = rewards - baseline_scores(rewards, len(hypotheses), self.baseline, greedy_rewards)
         rewarded = time.perf_counter()
 

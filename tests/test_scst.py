@@ -73,7 +73,7 @@ def test_loss_equals_hand_computation(demo_data, monkeypatch):
             [torch.tensor([14, eos]), torch.tensor([15, 16, eos]), torch.tensor([eos])]]
     scores = np.array([0.9, 0.3, 0.6, 0.2, 0.8, 0.5])
     monkeypatch.setattr(criterion, "generate", lambda model, sample, generator, encoder_out=None: hyps)
-    monkeypatch.setattr(criterion, "cider_scores", lambda hypotheses, references: scores)
+    monkeypatch.setattr(criterion, "cider_scores", lambda texts, references: scores)
     model.train()  # as task.train_step does
     loss, sample_size, log = criterion(model, sample)
 
@@ -455,7 +455,7 @@ def test_style_reward_adds_weighted_log_probability_to_cider_before_the_baseline
     advantages = rewards - np.array([(rewards[i // 3 * 3: i // 3 * 3 + 3].sum() - rewards[i]) / 2 for i in range(6)])
 
     monkeypatch.setattr(criterion, "generate", lambda model, sample, generator, encoder_out=None: hyps)
-    monkeypatch.setattr(criterion, "cider_scores", lambda hypotheses, references: cider)
+    monkeypatch.setattr(criterion, "cider_scores", lambda texts, references: cider)
     captured = {}
     real_lprobs = criterion.teacher_forced_lprobs
 
