@@ -26,7 +26,8 @@ import json
 import os
 import random
 import string
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw
 from tqdm import tqdm
@@ -105,7 +106,7 @@ TEST_500_CANDIDATES = 500
 BPE_VOCAB_SIZE = 800
 #: the PCap-like profile's captions have a larger vocabulary (ofa_sic.data.demo_pcap_profile)
 PCAP_LIKE_BPE_VOCAB_SIZE = 1500
-#: the PCap-like profile's ceilings (ofa_sic.data.demo_pcap_profile.caption_ceilings)
+#: how human-like comments score, written by a profile that measures it (demo_pcap_profile.caption_ceilings)
 CEILINGS_FILE = "ceilings.json"
 #: What each image shows, {image_hash: {"shape", "color", "count", "background"}}, for content accuracy.
 ATTRIBUTES_FILE = "attributes.json"
@@ -233,19 +234,34 @@ def _pcap_like_candidate(rng: random.Random) -> str:
     return pcap_like_caption(_random_scene(rng), rng.choice(sorted(PROFILE_STYLES)), rng)
 
 
-#: profile -> (styles, personalities.txt, make_split, random candidate caption)
-def _profile(name: str):
-    if name == "template":
-        return STYLES, PERSONALITIES_TXT, _make_template_split, _template_candidate
-    if name == "pcap":
-        from ofa_sic.data.demo_pcap_profile import STYLES as PROFILE_STYLES, personalities_txt
+@dataclass
+class DemoProfile:
+    """What a profile of the demo data writes: its styles, personalities.txt, the records of a split
+    (make_split(split, n, rng, taken, references)), a random caption for the ranking candidates
+    (draw_candidate(rng)), the BPE vocabulary size, and the ceilings it measures from the train and test
+    records (ceilings(train, test) -> dict for CEILINGS_FILE; None: none)."""
 
-        return tuple(PROFILE_STYLES), personalities_txt(), _make_pcap_like_split, _pcap_like_candidate
+    styles: Sequence[str]
+    personalities: str
+    make_split: Callable
+    draw_candidate: Callable[[random.Random], str]
+    bpe_vocab_size: int
+    ceilings: Optional[Callable] = None
+
+
+def _profile(name: str) -> DemoProfile:
+    if name == "template":
+        return DemoProfile(STYLES, PERSONALITIES_TXT, _make_template_split, _template_candidate, BPE_VOCAB_SIZE)
+    if name == "pcap":
+        from ofa_sic.data.demo_pcap_profile import STYLES as PROFILE_STYLES, caption_ceilings, personalities_txt
+
+        return DemoProfile(tuple(PROFILE_STYLES), personalities_txt(), _make_pcap_like_split, _pcap_like_candidate,
+                           PCAP_LIKE_BPE_VOCAB_SIZE, caption_ceilings)
     raise ValueError(f"unknown demo profile {name!r}; use template or pcap")
 
 
 def _add_candidates(records: List[Dict[str, Any]], key: str, size: int, rng: random.Random,
-                    draw=_template_candidate) -> None:
+                    draw: Callable[[random.Random], str]) -> None:
     """Give each record `size` ranking candidates: its comment at a random place among random other captions
     (`draw(rng)` makes one)."""
     for record in records:
@@ -338,8 +354,8 @@ def make_demo_data(
     pictures and captions in that data set's layout (`ofa_sic.data.demo_layouts`).
 
     `profile` "template" writes the template captions of this module; "pcap" comments with PCap's statistics
-    (ofa_sic.data.demo_pcap_profile; PCap's layout only), and `ceilings.json` with what a model can reach
-    on them.
+    (ofa_sic.data.demo_pcap_profile; PCap's layout only), and `ceilings.json` with how human-like comments
+    score on them.
 
     `n_train`, `n_valid`, `n_test` are image counts; `train_references` is the number of captions
     (records) per train image, 1 to 6 (the templates of a style); `image_px` is the side of the square
@@ -354,7 +370,7 @@ def make_demo_data(
     templates = min(len(t) for t in TEMPLATES.values())
     if train_references > templates:
         raise ValueError(f"train_references can be at most {templates} (the templates of a style), got {train_references}")
-    styles, personalities, make_split, draw_candidate = _profile(profile)
+    chosen = _profile(profile)
     if profile != "template" and layout != "pcap":
         raise ValueError(f"the {profile} profile is written in PCap's layout only, not {layout}")
     if layout != "pcap":
@@ -365,13 +381,13 @@ def make_demo_data(
     rng = random.Random(seed)
     taken: set = set()
     splits = {
-        "train": make_split("train", n_train, rng, taken, train_references),
-        "val": make_split("val", n_valid, rng, taken, 1),
-        "test": make_split("test", n_test, rng, taken, 1),
+        "train": chosen.make_split("train", n_train, rng, taken, train_references),
+        "val": chosen.make_split("val", n_valid, rng, taken, 1),
+        "test": chosen.make_split("test", n_test, rng, taken, 1),
     }
-    _add_candidates(splits["val"], "candidates", VAL_CANDIDATES, rng, draw_candidate)
-    _add_candidates(splits["test"], "candidates", VAL_CANDIDATES, rng, draw_candidate)
-    _add_candidates(splits["test"], "500_candidates", TEST_500_CANDIDATES, rng, draw_candidate)
+    _add_candidates(splits["val"], "candidates", VAL_CANDIDATES, rng, chosen.draw_candidate)
+    _add_candidates(splits["test"], "candidates", VAL_CANDIDATES, rng, chosen.draw_candidate)
+    _add_candidates(splits["test"], "500_candidates", TEST_500_CANDIDATES, rng, chosen.draw_candidate)
 
     pcap_dir = os.path.join(out_dir, "personality_captions")
     image_dir = os.path.join(out_dir, "yfcc_images")
@@ -396,14 +412,11 @@ def make_demo_data(
             with staged.open(os.path.join(pcap_dir, f"{split}.json")) as f:
                 json.dump(records, f)
         with staged.open(os.path.join(pcap_dir, "personalities.txt")) as f:
-            f.write(personalities)
-        vocab_size = BPE_VOCAB_SIZE if profile == "template" else PCAP_LIKE_BPE_VOCAB_SIZE
-        bpe_size = _write_bpe(bpe_dir, texts, staged, styles, vocab_size)
+            f.write(chosen.personalities)
+        bpe_size = _write_bpe(bpe_dir, texts, staged, chosen.styles, chosen.bpe_vocab_size)
         ceilings = None
-        if profile == "pcap":
-            from ofa_sic.data.demo_pcap_profile import caption_ceilings
-
-            ceilings = caption_ceilings(splits["train"], splits["test"])
+        if chosen.ceilings is not None:
+            ceilings = chosen.ceilings(splits["train"], splits["test"])
             with staged.open(os.path.join(out_dir, CEILINGS_FILE)) as f:
                 json.dump(ceilings, f, indent=2)
 
@@ -416,7 +429,7 @@ def make_demo_data(
         "records": {split: len(records) for split, records in splits.items()},
         "images": {split: len({r["image_hash"] for r in records}) for split, records in splits.items()},
         "attributes": os.path.join(out_dir, ATTRIBUTES_FILE),
-        "styles": list(styles),
+        "styles": list(chosen.styles),
         "bpe_vocab_size": bpe_size,
         "seed": seed,
         "profile": profile,
