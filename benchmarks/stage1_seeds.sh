@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo's stage 1 (cross-entropy training of ofa_demo, the settings of run_scripts/demo.sh) over
+# The demo's stage 1 (cross-entropy training of ofa_demo, run_scripts/demo_stage1.sh, as the demo runs it) over
 # several seeds, each followed by the demo's test report (CIDEr and how often the captions state each
 # image's colour, shape, count and background). It tells a change in stage 1 from run-to-run variance:
 # run it on two checkouts of the project on the same data and compare the tables, e.g.
@@ -8,15 +8,15 @@
 #   OUT=seeds_after DEMO_DIR=demo_out bash benchmarks/stage1_seeds.sh
 # DEMO_DIR must hold a finished demo's data (data/, raw/, style_classifier.npz). CODE is the checkout
 # whose ofa_sic, training script and evaluation run (default: this one); the virtual environment is
-# this one's. Results: $OUT/seed_N/{train.log,eval/}, and $OUT/summary.json with one row per seed.
+# this one's. The demo's EPOCHS, BATCH_SIZE, LR and WORKERS can be set as for the demo.
+# Results: $OUT/seed_N/{train.log,eval/}, and $OUT/summary.json with one row per seed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CODE=$(cd "${CODE:-$ROOT}" && pwd)
 DEMO_DIR=$(cd "${DEMO_DIR:?set DEMO_DIR to a finished demo folder}" && pwd)
 OUT=${OUT:?set OUT to a new folder for the runs}
 SEEDS=${SEEDS:-1 2 3}
-EPOCHS=${EPOCHS:-16}
-WORKERS=${WORKERS:-2}
+source "$ROOT/run_scripts/demo_stage1.sh"  # EPOCHS, BATCH_SIZE, LR, WORKERS and demo_stage1
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$CODE${PYTHONPATH:+:$PYTHONPATH}"
@@ -25,11 +25,7 @@ for seed in $SEEDS; do
   run="$OUT/seed_$seed"
   mkdir -p "$run"
   if [ ! -f "$run/eval/metrics.json" ]; then
-    (cd "$CODE" && DATA="$DEMO_DIR/data" BPE_DIR="$DEMO_DIR/raw/bpe" SAVE_DIR="$run" ARCH=ofa_demo RESTORE_FILE= \
-      PATCH_IMAGE_SIZE=96 MAX_EPOCH="$EPOCHS" BATCH_SIZE=32 UPDATE_FREQ=1 LR=1e-3 \
-      LABEL_SMOOTHING=0.1 DROP_WORST_RATIO=0 DROPOUT=0.0 DROP_PATH_RATE=0.0 WEIGHT_DECAY=0.01 \
-      FREEZE_EMBEDDINGS=0 NUM_WORKERS="$WORKERS" SAVE_INTERVAL_UPDATES=0 DEVICE_ARGS=--cpu \
-      bash run_scripts/train_caption.sh --seed "$seed" > "$run/train.log" 2>&1) \
+    demo_stage1 "$CODE" "$DEMO_DIR/data" "$DEMO_DIR/raw/bpe" "$run" --seed "$seed" > "$run/train.log" 2>&1 \
       || { tail -n 30 "$run/train.log" >&2; exit 1; }
     (cd "$CODE" && python -m ofa_sic.cli.main evaluate --path "$run/checkpoint_best.pt" --data "$DEMO_DIR/data" \
       --bpe-dir "$DEMO_DIR/raw/bpe" --split test --out "$run/eval" --overwrite --batch-size 32 --cpu \

@@ -13,17 +13,14 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DEMO_DIR=${DEMO_DIR:-demo_out}
-EPOCHS=${EPOCHS:-20}  # 16 left the shape of the picture half-learned in some seeds (BENCHMARKS.md, "Stage 1 over seeds")
 N_TEST=${N_TEST:-500}
 TRAIN_REFERENCES=${TRAIN_REFERENCES:-1}
 PROFILE=${PROFILE:-template}  # pcap: comments with Personality-Captions' statistics (README, Quick start)
-BATCH_SIZE=${BATCH_SIZE:-32}
-LR=${LR:-1e-3}
 SCST_UPDATES=${SCST_UPDATES:-150}
 SCST_LR=${SCST_LR:-5e-5}
 SCST_BATCH_SIZE=${SCST_BATCH_SIZE:-16}
 SCST_SAMPLES='{"sampling":true,"beam":5,"temperature":1.0,"max_len_b":16}'  # 5 samples per image
-WORKERS=${WORKERS:-2}
+source run_scripts/demo_stage1.sh  # EPOCHS, BATCH_SIZE, LR, WORKERS and demo_stage1
 
 make install
 PATH="$ROOT/.venv/bin:$PATH"
@@ -57,11 +54,7 @@ ofa-sic style-classifier --data "$DATA" --out "$CLASSIFIER"
 
 echo "== 2/5 stage 1: cross-entropy training of ofa_demo ($EPOCHS epochs) =="
 mkdir -p "$DEMO_DIR/ce"
-DATA="$DATA" BPE_DIR="$BPE" SAVE_DIR="$DEMO_DIR/ce" ARCH=ofa_demo RESTORE_FILE= \
-  PATCH_IMAGE_SIZE=96 MAX_EPOCH="$EPOCHS" BATCH_SIZE="$BATCH_SIZE" UPDATE_FREQ=1 LR="$LR" \
-  LABEL_SMOOTHING=0.1 DROP_WORST_RATIO=0 DROPOUT=0.0 DROP_PATH_RATE=0.0 WEIGHT_DECAY=0.01 \
-  FREEZE_EMBEDDINGS=0 NUM_WORKERS="$WORKERS" SAVE_INTERVAL_UPDATES=0 DEVICE_ARGS=--cpu \
-  bash run_scripts/train_caption.sh > "$DEMO_DIR/ce/train.log" 2>&1 \
+demo_stage1 "$ROOT" "$DATA" "$BPE" "$DEMO_DIR/ce" > "$DEMO_DIR/ce/train.log" 2>&1 \
   || { tail -n 30 "$DEMO_DIR/ce/train.log" >&2; exit 1; }
 grep -E "valid on 'valid'" "$DEMO_DIR/ce/train.log" | sed -E 's/.*\| (epoch [0-9]+) \|.*\| cider ([0-9.]+) \|.*/  \1: valid CIDEr-D (x1) \2/'
 test_metrics ce "$DEMO_DIR/ce/checkpoint_best.pt"
