@@ -16,6 +16,34 @@ def test_stated_attributes_of_demo_captions():
     assert stated_attributes("nothing to see") == {"color": set(), "shape": set(), "count": set(), "background": set()}
 
 
+def test_pcap_profile_synonyms_state_their_value_and_mood_words_do_not():
+    assert stated_attributes("A pair of crimson rings against snowy!") == {
+        "color": {"red"}, "shape": {"circle"}, "count": {2}, "background": {"white"}}
+    assert stated_attributes("so dark again, pointy things on inky") == {
+        "color": set(), "shape": {"triangle"}, "count": set(), "background": {"black"}}
+    assert stated_attributes("a trio of boxes, grey forever")["count"] == {3}
+    assert stated_attributes("a trio of boxes, grey forever")["background"] == set()
+
+
+def test_every_pcap_profile_mention_states_what_it_names():
+    """A mention that names an attribute in any synonym is read as the true value (mood words aside)."""
+    import random
+
+    from ofa_sic.data.demo_pcap_profile import mention
+
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(400):
+        scene = {"shape": rng.choice(demo.SHAPES), "color": rng.choice(sorted(demo.SHAPE_COLORS)),
+                 "count": rng.randint(1, 3), "background": rng.choice(sorted(demo.BACKGROUNDS))}
+        stated = stated_attributes(mention(scene, rng))
+        for name in ("color", "shape", "background"):
+            assert stated[name] <= {scene[name]}
+            checked += bool(stated[name])
+        assert stated["count"] <= {1, scene["count"]}
+    assert checked > 300
+
+
 def test_every_template_caption_states_its_scene_correctly():
     scenes = [{"shape": s, "color": c, "count": n, "background": b}
               for s in demo.SHAPES for c in demo.SHAPE_COLORS for n in demo.COUNT_WORDS for b in demo.BACKGROUNDS]

@@ -7,35 +7,82 @@ correctly when the values of that attribute it mentions are exactly the true one
 - shape: the shape words, singular or plural (circle, circles, ...);
 - count: 2 or 3 for "two" / "three", 1 for a singular shape word ("a red circle");
 - background: the background colour words (white, black, gray; none of them is a shape colour).
+The PCap-like profile's synonyms (ofa_sic.data.demo_pcap_profile.SYNONYMS: "crimson", "ring", "a pair
+of", ...) count as their value, except the ones that are also a style's word there ("dark", "grey"),
+which a comment uses for its mood. On that profile a singular noun with no count word ("a ring") is read
+as one, and "blue" may be Melancholy's mood, so its count and colour figures are approximate.
 A caption that names no value, or two, is wrong. Beside each accuracy: the chance level, the accuracy
 of always stating the attribute's most frequent value in the scored images.
 """
 import collections
-from typing import Dict, Iterable, List, Mapping, Set
+from typing import Any, Dict, Mapping, Set, Tuple
 
 from ofa_sic.data.demo import BACKGROUNDS, COUNT_WORDS, SHAPE_COLORS, SHAPES
 
 ATTRIBUTES = ("color", "shape", "count", "background")
-_NUMBER_WORDS = {word: count for count, word in COUNT_WORDS.items() if count > 1}
+
+
+def _vocabulary() -> Dict[str, Tuple[str, Any]]:
+    """{word or phrase: (attribute, value)}: the canonical words, the PCap-like profile's synonyms and their
+    plurals (shape phrases also state the count 1 when singular, see stated_attributes)."""
+    from ofa_sic.data.demo_pcap_profile import COUNT_SYNONYMS, FAMILIES, STYLES, SYNONYMS
+
+    mood_words = {word for _, (_, _, words) in FAMILIES.items() for word in words}
+    mood_words |= {word for _, (_, words) in STYLES.items() for word in words}
+    vocabulary: Dict[str, Tuple[str, Any]] = {}
+    for value in SHAPE_COLORS:
+        vocabulary[value] = ("color", value)
+    for value in BACKGROUNDS:
+        vocabulary[value] = ("background", value)
+    for value in SHAPES:
+        vocabulary[value] = ("shape", value)
+    for count, word in COUNT_WORDS.items():
+        if count > 1:
+            vocabulary[word] = ("count", count)
+    for value, synonyms in SYNONYMS.items():
+        attribute = "shape" if value in SHAPES else "background" if value in BACKGROUNDS else "color"
+        for synonym in synonyms:
+            if synonym not in mood_words and synonym not in vocabulary:
+                vocabulary[synonym] = (attribute, value)
+    for count, synonyms in COUNT_SYNONYMS.items():
+        for synonym in synonyms:
+            if count > 1 and synonym not in vocabulary:
+                vocabulary[synonym] = ("count", count)
+    return vocabulary
+
+
+_VOCABULARY = _vocabulary()
+_LONGEST = max(len(phrase.split()) for phrase in _VOCABULARY)
+
+
+def _plural_of(word: str):
+    """The singular vocabulary word a plural names ("circles" -> "circle", "boxes" -> "box"), or None."""
+    for singular in (word[:-1], word[:-2]):
+        if word.endswith("s") and _VOCABULARY.get(singular, ("",))[0] == "shape":
+            return singular
+    return None
 
 
 def stated_attributes(caption: str) -> Dict[str, Set]:
     """{attribute: set of values the caption mentions}, e.g. "two red circles on gray" ->
-    {"color": {"red"}, "shape": {"circle"}, "count": {2}, "background": {"gray"}}."""
+    {"color": {"red"}, "shape": {"circle"}, "count": {2}, "background": {"gray"}}. Phrases of several words
+    ("a pair of", "round thing") are matched before single words; a singular shape word also states 1."""
     words = "".join(ch if ch.isalnum() else " " for ch in caption.lower()).split()
     stated = {name: set() for name in ATTRIBUTES}
-    for word in words:
-        if word in SHAPE_COLORS:
-            stated["color"].add(word)
-        elif word in BACKGROUNDS:
-            stated["background"].add(word)
-        elif word in _NUMBER_WORDS:
-            stated["count"].add(_NUMBER_WORDS[word])
-        elif word in SHAPES:
-            stated["shape"].add(word)
-            stated["count"].add(1)
-        elif word.endswith("s") and word[:-1] in SHAPES:
-            stated["shape"].add(word[:-1])
+    i = 0
+    while i < len(words):
+        for size in range(min(_LONGEST, len(words) - i), 0, -1):
+            phrase = " ".join(words[i:i + size])
+            singular = None if phrase in _VOCABULARY else _plural_of(phrase)
+            if phrase in _VOCABULARY or singular:
+                attribute, value = _VOCABULARY[singular or phrase]
+                stated[attribute].add(value)
+                if attribute == "shape" and not singular:
+                    stated["count"].add(1)
+                i += size
+                break
+        else:
+            i += 1
     return stated
 
 
