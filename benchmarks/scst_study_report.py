@@ -103,8 +103,8 @@ def table(rows: Dict[str, List[Run]], control_name: str) -> List[str]:
     for arm, runs in rows.items():
         m = [run.metrics for run in runs]
         cider = [x["CIDEr"] for x in m]
-        cider_ci = "; ".join(interval(run.cider_diff) for run in runs if run.cider_diff) or "—"
-        style_ci = "; ".join(interval(run.style_diff) for run in runs if run.style_diff) or "—"
+        cider_ci = "; ".join(f"{run.seed}: {interval(run.cider_diff)}" for run in runs if run.cider_diff) or "—"
+        style_ci = "; ".join(f"{run.seed}: {interval(run.style_diff)}" for run in runs if run.style_diff) or "—"
         content = [f"{100 * statistics.mean(run.content['accuracy'][a] for run in runs):.0f}%" for a in ATTRIBUTES]
         lines.append(
             f"| {arm} | {len(runs)} | {mean_sd(cider)} | {cider_ci} | {mean_sd([x['BLEU-4'] for x in m])} | "
