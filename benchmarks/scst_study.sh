@@ -27,7 +27,7 @@
 #   CE_EPOCHS=1 ARM_UPDATES=4 ARM_VALIDATE=2 SEEDS=1 N_TRAIN=40 N_VALID=6 N_TEST=10 SCST_BATCH_SIZE=4 \
 #     OUT=study_smoke bash benchmarks/scst_study.sh   # smoke test (minutes)
 #   PROFILE=pcap OUT=study_pcap CE_EPOCHS=8 STAGE1_CHECKPOINT=checkpoint_last.pt STAGE1_ARMS="ce ce_mlm ce_punct" \
-#     STAGE1_SEEDS="1 2 3" ARMS="control beams_loo samples_loo style0.1 style0.3 style1" \
+#     STAGE1_SEEDS="1 2 3" ARMS="control beams_loo samples_loo style0.1 style0.3 style1 style3" \
 #     bash benchmarks/scst_study.sh   # issue 21's study on the PCap-like data (BENCHMARKS.md)
 # A finished step is not redone: delete its folder under $OUT to rerun it. Two copies may run side by side on
 # one $OUT once its data exist (a run's save dir is locked), e.g. one with ARMS="" for the stage-1 arms.
