@@ -12,6 +12,7 @@ compare.json) and writes:
 - OUT/cider_style.svg: test CIDEr against style top-1, one point per run, with the references' style top-1.
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -38,8 +39,10 @@ def runs_of(out: str, arm: str) -> List[str]:
     return sorted(runs, key=lambda run: int(re.sub(r"\D", "", os.path.basename(run))))
 
 
+@functools.lru_cache(maxsize=None)
 def style_hits(run: str, judge) -> Dict[str, float]:
-    """{uniq_id: 1.0 if the judge's top-1 style of the run's test caption is the requested style, else 0.0}."""
+    """{uniq_id: 1.0 if the judge's top-1 style of the run's test caption is the requested style, else 0.0};
+    cached, since a control is compared with every arm of its seed."""
     from ofa_sic.metrics.style_accuracy import style_hits as hits
 
     predictions = read_json(os.path.join(run, "test", "predictions.json"))
@@ -48,14 +51,17 @@ def style_hits(run: str, judge) -> Dict[str, float]:
 
 
 def paired_share_interval(a: Dict[str, float], b: Dict[str, float], seed: int = 1) -> Tuple[float, float, float]:
-    """(mean of b - a, 95% CI low, high) in points (x100), resampling the images both runs captioned."""
+    """(mean of b - a, 95% CI low, high) in points (x100): the paired bootstrap of `ofa-sic compare`
+    (ofa_sic.metrics.paired_bootstrap) over the images both runs captioned, on per-image hits."""
+    from ofa_sic.metrics.paired_bootstrap import resample_counts, summarize
+
     keys = sorted(a)
     if sorted(b) != keys:
         raise ValueError("the two runs captioned different test rows")
-    diff = np.array([b[k] - a[k] for k in keys])
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(RESAMPLES, len(diff)))].mean(axis=1)
-    return 100 * diff.mean(), 100 * np.percentile(means, 2.5), 100 * np.percentile(means, 97.5)
+    hits_a, hits_b = (100 * np.array([hits[k] for k in keys]) for hits in (a, b))
+    counts = resample_counts(len(keys), RESAMPLES, np.random.default_rng(seed)).astype(np.float64)
+    summary = summarize(hits_a.mean(), hits_b.mean(), counts @ (hits_b - hits_a) / len(keys), len(keys))
+    return summary["difference"], summary["ci_low"], summary["ci_high"]
 
 
 def mean_sd(values: List[float]) -> str:
@@ -72,10 +78,8 @@ class Run:
     """One finished run's test figures and its differences from its control (None for a control)."""
 
     def __init__(self, path: str, control: Optional[str], judge):
-        self.path = path
         self.seed = os.path.basename(path)
-        overall = read_json(os.path.join(path, "test", "metrics.json"))["overall"]
-        self.metrics = overall
+        self.metrics = read_json(os.path.join(path, "test", "metrics.json"))["overall"]
         self.content = read_json(os.path.join(path, "test", "content.json"))
         self.cider_diff = self.style_diff = None
         compare = os.path.join(path, "compare.json")

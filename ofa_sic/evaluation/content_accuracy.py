@@ -23,12 +23,12 @@ ATTRIBUTES = ("color", "shape", "count", "background")
 
 
 def _vocabulary() -> Dict[str, Tuple[str, Any]]:
-    """{word or phrase: (attribute, value)}: the canonical words, the PCap-like profile's synonyms and their
-    plurals (shape phrases also state the count 1 when singular, see stated_attributes)."""
+    """{word or phrase: (attribute, value)}: the canonical words and the PCap-like profile's synonyms, in the
+    singular (plurals of shape words: `_plural_of`), without the words a style there uses for its mood."""
     from ofa_sic.data.demo_pcap_profile import COUNT_SYNONYMS, FAMILIES, STYLES, SYNONYMS
 
-    mood_words = {word for _, (_, _, words) in FAMILIES.items() for word in words}
-    mood_words |= {word for _, (_, words) in STYLES.items() for word in words}
+    mood_words = {word for _, _, words in FAMILIES.values() for word in words}
+    mood_words |= {word for _, words in STYLES.values() for word in words}
     vocabulary: Dict[str, Tuple[str, Any]] = {}
     for value in SHAPE_COLORS:
         vocabulary[value] = ("color", value)
@@ -57,8 +57,10 @@ _LONGEST = max(len(phrase.split()) for phrase in _VOCABULARY)
 
 def _plural_of(word: str):
     """The singular vocabulary word a plural names ("circles" -> "circle", "boxes" -> "box"), or None."""
+    if not word.endswith("s"):
+        return None
     for singular in (word[:-1], word[:-2]):
-        if word.endswith("s") and _VOCABULARY.get(singular, ("",))[0] == "shape":
+        if _VOCABULARY.get(singular, ("",))[0] == "shape":
             return singular
     return None
 
