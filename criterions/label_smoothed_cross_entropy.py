@@ -1,7 +1,8 @@
 """`--criterion adjust_label_smoothed_cross_entropy`: OFA's caption loss, plus the style-token masked-LM rows.
 
 Per target token (padding removed): loss = (1 - eps - eps_i) * nll + eps_i * sum_v(-log p_v), with
-eps_i = eps / (V - 1) over the whole vocabulary.
+eps_i = eps / (V - 1) over the whole vocabulary. Only the target tokens that count are projected onto
+the vocabulary: no [B, T, V] logits or log-probs are made for padding.
 
 A batch may hold caption rows and, with `--mlm-ratio`, masked-LM rows (`sample["is_mlm"]` [B]). Its
 loss is the sum of the caption token losses + `--mlm-weight` * the sum of the MLM token losses, and
@@ -68,52 +69,58 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
 
     def forward(self, model, sample, update_num=0, reduce=True):
         """Returns (summed weighted loss, sample_size, logging dict); see the module docstring."""
-        net_output = model(**sample["net_input"])
-        lprobs, target = self.lprobs_and_target(model, net_output, sample)  # [B, T, V], [B, T]
-        is_mlm = sample.get("is_mlm")
-        if is_mlm is None:
-            is_mlm = torch.zeros(target.size(0), dtype=torch.bool, device=target.device)
+        lprobs, target, is_mlm = self.token_lprobs(model, sample)  # [M, V], [M], [M]
+        token_loss, token_nll = label_smoothed_token_losses(lprobs, target, self.eps)  # [M], [M]
         loss = nll_loss = lprobs.new_zeros(())
         kept_tokens = 0
         logging_output = {}
-        for part, rows, weight in (("caption", ~is_mlm, 1.0), ("mlm", is_mlm, self.mlm_weight)):
-            if not rows.any():
+        for part, in_part, weight in (("caption", ~is_mlm, 1.0), ("mlm", is_mlm, self.mlm_weight)):
+            if not in_part.any():
                 continue
-            part_loss, part_nll, part_tokens = self.compute_loss(lprobs, target, rows, update_num)
+            part_loss, part_nll, part_tokens = self.part_loss(token_loss[in_part], token_nll[in_part], update_num)
             loss = loss + weight * part_loss
             nll_loss = nll_loss + weight * part_nll
             kept_tokens += part_tokens
             logging_output[f"loss_{part}"] = part_loss.data
             logging_output[f"sample_size_{part}"] = part_tokens
-        sample_size = target.size(0) if self.sentence_avg else kept_tokens
+        sample_size = sample["target"].size(0) if self.sentence_avg else kept_tokens
         logging_output.update(
             loss=loss.data, nll_loss=nll_loss.data, ntokens=sample["ntokens"], nsentences=sample["nsentences"],
             sample_size=sample_size,
         )
         if self.report_accuracy:
-            mask = target.ne(self.padding_idx)
-            logging_output["n_correct"] = utils.item(lprobs.argmax(-1).eq(target).masked_select(mask).sum())
-            logging_output["total"] = utils.item(mask.sum())
+            logging_output["n_correct"] = utils.item(lprobs.argmax(-1).eq(target).sum())
+            logging_output["total"] = target.numel()
         return loss, sample_size, logging_output
 
-    def lprobs_and_target(self, model, net_output, sample):
-        """Log-probs [B, T', V] and target [B, T'] with the first `ignore_prefix_size` positions removed."""
-        lprobs = model.get_normalized_probs(net_output, log_probs=True)
-        target = model.get_targets(sample, net_output)
-        if self.ignore_prefix_size > 0:
-            lprobs = lprobs[:, self.ignore_prefix_size:, :]
-            target = target[:, self.ignore_prefix_size:]
-        return lprobs, target
+    def token_lprobs(self, model, sample):
+        """The M target tokens that count (not padding, not among the first `ignore_prefix_size`
+        positions): their log-probs [M, V] (fp32), ids [M] and whether each is in an MLM row [M] (bool).
 
-    def compute_loss(self, lprobs, target, rows, update_num):
-        """Summed smoothed loss and nll over the non-pad target tokens of `rows` ([B] bool) that
-        drop-worst keeps, and their count. lprobs [B, T, V], target [B, T]."""
-        keep = target.ne(self.padding_idx) & rows.unsqueeze(1)
-        loss, nll = label_smoothed_token_losses(lprobs[keep], target[keep], self.eps)
+        Only those M positions of the decoder's features [B, T, C] are projected onto the vocabulary, so
+        the padding's share of the projection, the log-softmax and their backward is not computed.
+        """
+        features, _ = model(**sample["net_input"], features_only=True)  # [B, T, C]
+        target = sample["target"]  # [B, T]
+        is_mlm = sample.get("is_mlm")  # [B] or None
+        if is_mlm is None:
+            is_mlm = torch.zeros(target.size(0), dtype=torch.bool, device=target.device)
+        if self.ignore_prefix_size > 0:
+            features = features[:, self.ignore_prefix_size:, :]
+            target = target[:, self.ignore_prefix_size:]
+        counted = target.ne(self.padding_idx)  # [B, T]
+        logits = model.decoder.output_layer(features[counted]).float()  # [M, V]
+        token_is_mlm = is_mlm.unsqueeze(1).expand_as(target)[counted]  # [M]
+        return torch.log_softmax(logits, dim=-1), target[counted], token_is_mlm
+
+    def part_loss(self, token_loss, token_nll, update_num):
+        """Summed smoothed loss and nll of one part's token losses ([N] each) that drop-worst keeps,
+        and how many it keeps."""
         if self.drop_worst_ratio > 0 and update_num > self.drop_worst_after:
-            loss, kept = torch.topk(loss, k=int(loss.numel() * (1 - self.drop_worst_ratio)), largest=False)
-            nll = nll[kept]
-        return loss.sum(), nll.sum(), loss.numel()
+            token_loss, kept = torch.topk(token_loss, k=int(token_loss.numel() * (1 - self.drop_worst_ratio)),
+                                          largest=False)
+            token_nll = token_nll[kept]
+        return token_loss.sum(), token_nll.sum(), token_loss.numel()
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:

@@ -16,6 +16,7 @@ DEMO_DIR=${DEMO_DIR:-demo_out}
 N_TEST=${N_TEST:-500}
 TRAIN_REFERENCES=${TRAIN_REFERENCES:-1}
 PROFILE=${PROFILE:-template}  # pcap: comments with Personality-Captions' statistics (README, Quick start)
+SEED=${SEED:-1}  # the training seed of both stages (the data are the same at every seed)
 SCST_UPDATES=${SCST_UPDATES:-150}
 SCST_LR=${SCST_LR:-5e-5}
 SCST_BATCH_SIZE=${SCST_BATCH_SIZE:-16}
@@ -54,7 +55,7 @@ ofa-sic style-classifier --data "$DATA" --out "$CLASSIFIER"
 
 echo "== 2/5 stage 1: cross-entropy training of ofa_demo ($EPOCHS epochs) =="
 mkdir -p "$DEMO_DIR/ce"
-demo_stage1 "$ROOT" "$DATA" "$BPE" "$DEMO_DIR/ce" > "$DEMO_DIR/ce/train.log" 2>&1 \
+demo_stage1 "$ROOT" "$DATA" "$BPE" "$DEMO_DIR/ce" --seed "$SEED" > "$DEMO_DIR/ce/train.log" 2>&1 \
   || { tail -n 30 "$DEMO_DIR/ce/train.log" >&2; exit 1; }
 grep -E "valid on 'valid'" "$DEMO_DIR/ce/train.log" | sed -E 's/.*\| (epoch [0-9]+) \|.*\| cider ([0-9.]+) \|.*/  \1: valid CIDEr-D (x1) \2/'
 test_metrics ce "$DEMO_DIR/ce/checkpoint_best.pt"
@@ -63,7 +64,7 @@ echo "== 3/5 stage 2: SCST on CIDEr-D from the stage-1 checkpoint ($SCST_UPDATES
 mkdir -p "$DEMO_DIR/scst"
 DEMO_DIR="$DEMO_DIR" SAVE_DIR="$DEMO_DIR/scst" MAX_UPDATE="$SCST_UPDATES" LR="$SCST_LR" \
   BATCH_SIZE="$SCST_BATCH_SIZE" UPDATE_FREQ=1 NUM_WORKERS="$WORKERS" SCST_ARGS="$SCST_SAMPLES" BASELINE=loo \
-  bash run_scripts/scst.sh > "$DEMO_DIR/scst/train.log" 2>&1 \
+  bash run_scripts/scst.sh --seed "$SEED" > "$DEMO_DIR/scst/train.log" 2>&1 \
   || { tail -n 30 "$DEMO_DIR/scst/train.log" >&2; exit 1; }
 grep -E "\| train \|" "$DEMO_DIR/scst/train.log" | sed -E 's/.*\| score ([0-9.]+) \|.*(share_generate [0-9.]+ \| share_reward [0-9.]+ \| share_forward [0-9.]+).*/  train: mean hypothesis CIDEr-D (x1) \1; time \2/'
 test_metrics scst "$DEMO_DIR/scst/checkpoint_last.pt" --styles-per-image 5

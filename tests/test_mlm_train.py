@@ -136,3 +136,38 @@ def test_update_gradient_does_not_depend_on_how_rows_fall_into_micro_batches(dem
     for name, expected in by_hand.items():
         assert torch.allclose(whole[name], expected, rtol=1e-4, atol=1e-5 * scale), name
         assert torch.allclose(split[name], expected, rtol=1e-4, atol=1e-5 * scale), name
+
+
+def test_loss_accuracy_and_gradients_equal_the_full_vocabulary_log_softmax(demo_data, tmp_path):
+    """The criterion projects only the counted target positions onto the vocabulary. Its loss, nll,
+    accuracy and every gradient equal those of log_softmax over all [B, T, V] logits with the padding
+    and the first --ignore-prefix-size positions removed afterwards (a mixed caption/MLM batch)."""
+    cfg, task, model, criterion, batch = mlm_setup(demo_data, tmp_path, "--ignore-prefix-size", "2")
+    model.train()
+    sample = task.normalized(batch(captions=CAPTION_ROWS, mlm=MLM_ROWS), model)
+    model.zero_grad(set_to_none=True)
+    loss, sample_size, log = criterion(model, sample)
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    model.zero_grad(set_to_none=True)
+    logits, _ = model(**sample["net_input"])
+    lprobs = torch.log_softmax(logits.float(), dim=-1)[:, 2:, :]  # [B, T - 2, V]
+    target = sample["target"][:, 2:]
+    counted = target.ne(task.target_dictionary.pad())
+    is_mlm = sample["is_mlm"][:, None] & counted
+    is_caption = ~sample["is_mlm"][:, None] & counted
+    token_losses, token_nll = label_smoothed_token_losses(lprobs, target, 0.1)  # [B, T - 2]
+    expected = token_losses[is_caption].sum() + MLM_WEIGHT * token_losses[is_mlm].sum()
+    expected_nll = token_nll[is_caption].sum() + MLM_WEIGHT * token_nll[is_mlm].sum()
+    expected.backward()
+    by_hand = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    assert sample_size == int(counted.sum()) < sample["ntokens"]
+    assert torch.allclose(loss, expected, rtol=1e-5) and torch.allclose(log["nll_loss"], expected_nll, rtol=1e-5)
+    assert log["total"] == int(counted.sum())
+    assert log["n_correct"] == int(lprobs.argmax(-1).eq(target)[counted].sum())
+    assert grads.keys() == by_hand.keys()
+    scale = max(g.abs().max().item() for g in by_hand.values())
+    for name, expected_grad in by_hand.items():
+        assert torch.allclose(grads[name], expected_grad, rtol=1e-4, atol=1e-5 * scale), name
