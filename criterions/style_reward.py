@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ofa_sic.data.styles import StyleVocabulary
+from ofa_sic.metrics.style_accuracy import check_styles_known
 from ofa_sic.metrics.style_classifier import StyleClassifier
 
 
@@ -19,17 +20,10 @@ class StyleReward:
     def __init__(self, path: str, styles: StyleVocabulary):
         self.classifier = StyleClassifier.load(path)
         self.styles = styles
-        column_of = {}
-        for column, name in enumerate(self.classifier.styles):
-            if name in styles:
-                column_of[styles.index(name)] = column
-        missing = [name for index, name in enumerate(styles.names) if index not in column_of]
-        if missing:
-            shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            raise ValueError(f"style classifier {path} does not know the style(s) {shown} of this run; train one on "
-                             "this run's data with `ofa-sic style-classifier --data DIR --out FILE`")
+        check_styles_known(self.classifier, styles.names, path, "this run's style vocabulary")
+        column_of = {name: column for column, name in enumerate(self.classifier.styles)}
         #: [num_styles]: the classifier's column of each style of the run, in vocabulary order.
-        self.columns = np.array([column_of[index] for index in range(len(styles))])
+        self.columns = np.array([column_of[name] for name in styles.names])
 
     def log_probs(self, captions: Sequence[str], styles: Sequence[str]) -> np.ndarray:
         """log p(styles[i] | captions[i]) for each i: [N] float64 (<= 0)."""
