@@ -108,14 +108,15 @@ def deterministic_weights(model):
 
 
 class BenchTask:
-    """What the SCST criterion reads from its task: options, dictionary, generator, caption cleaning,
-    the constraint of the teacher-forced log-probs (none: the whole vocabulary, the baseline's
-    default) and decoding (ids -> words "w<id>")."""
+    """What the SCST criterion reads from its task: options (also parsed, as `scst_generation`),
+    dictionary, generator, caption cleaning, the constraint of the teacher-forced log-probs (none: the
+    whole vocabulary, the baseline's default) and decoding (ids -> words "w<id>")."""
 
     def __init__(self, dictionary, generator, scst_args):
         from ofa_sic.data.text import CaptionCleaner
 
         self.cfg = argparse.Namespace(scst=True, scst_args=json.dumps(scst_args))
+        self.scst_generation = dict(scst_args)
         self.target_dictionary = self.source_dictionary = dictionary
         self.scst_generator = generator
         self.cleaner = CaptionCleaner()
@@ -194,7 +195,9 @@ class Worker:
                 target[i, : len(row)] = row
             texts = [[bench_task.decode(ref) for ref in refs] for refs in references]
             # The criterion reads each image's reference texts from the sample (as the task's collater gives them).
-            self.scst_sample = {"net_input": self.net_input, "target": target, "references": texts}
+            # ... and each image's requested style (read only by the style reward, which is off here).
+            self.scst_sample = {"net_input": self.net_input, "target": target, "references": texts,
+                                "styles": ["Sweet"] * batch}
             self.criterion = ScstRewardCriterion(bench_task, build_document_frequency(texts), scst_baseline="loo")
             self.capture_scst_terms()
         return {"parameters": sum(p.numel() for p in model.parameters())}
