@@ -35,14 +35,13 @@ out = pathlib.Path(sys.argv[1])
 runs = {}
 for log in sorted(out.glob("round*/*/train.log")):
     text = log.read_text()
-    walls = [(int(m[1]), float(m[2])) for m in re.finditer(r"\| train \| epoch (\d+) \|.*\| train_wall (\d+)", text)]
-    totals = [float(m[1]) for m in re.finditer(r"\| train \| epoch \d+ \|.*\| wall (\d+)", text)]
+    epochs = [(float(m[1]), float(m[2])) for m in re.finditer(r"\| train \| epoch \d+ \|.*\| train_wall (\d+) \| wall (\d+)", text)]
     name = log.parent.name + (" (uncommitted changes)" if "has uncommitted changes" in text else "")
-    runs.setdefault(name, []).append((walls, totals))
+    runs.setdefault(name, []).append(epochs)
 print(f"{'checkout':<40} {'train_wall per epoch (s)':<28} {'wall of the run (s)':<20}")
 for name, rounds in runs.items():
-    epoch_walls = [w for walls, _ in rounds for _, w in walls]
-    run_walls = [totals[-1] for _, totals in rounds if totals]
+    epoch_walls = [train_wall for epochs in rounds for train_wall, _ in epochs]
+    run_walls = [epochs[-1][1] for epochs in rounds if epochs]  # fairseq's wall is cumulative
     print(f"{name:<40} {' '.join(f'{w:.0f}' for w in epoch_walls):<28} {' '.join(f'{w:.0f}' for w in run_walls):<20}"
           f" median epoch {statistics.median(epoch_walls):.1f}")
 PY

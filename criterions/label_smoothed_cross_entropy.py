@@ -45,7 +45,7 @@ class AdjustLabelSmoothedCrossEntropyConfig(FairseqDataclass):
 
 
 def label_smoothed_token_losses(lprobs: torch.Tensor, target: torch.Tensor, epsilon: float):
-    """lprobs [N, V], target [N] -> (smoothed loss [N], nll [N])."""
+    """lprobs [..., V], target [...] -> (smoothed loss [...], nll [...]), per token."""
     nll = -lprobs.gather(dim=-1, index=target.unsqueeze(-1)).squeeze(-1)
     smooth = -lprobs.sum(dim=-1)
     eps_i = epsilon / (lprobs.size(-1) - 1)
